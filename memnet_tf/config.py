@@ -1,0 +1,249 @@
+"""Frozen configuration dataclasses: the only bridge between absl flags and library code.
+
+Library code takes these dataclasses; only the `main()` of an entry point reads `FLAGS` and calls
+`*_config_from_flags`. Defaults equal the official MemTrack code (`memtrack_spec.md`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+# The SiamFC AlexNet channel widths of conv1..conv5 before the width multiplier.
+ALEXNET_CHANNELS = (96, 256, 384, 384, 256)
+BACKBONES = ("memtrack_alexnet", "siamfc_alexnet")
+RESPONSE_HEADS = ("batchnorm", "scale")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+TRAIN_DATASETS = ("synthetic", "tfrecord")
+BENCHMARKS = ("otb100", "otb2013", "vot", "got10k", "lasot")
+DATASETS = TRAIN_DATASETS + BENCHMARKS
+
+
+def scaled_width(channels: int, width_multiplier: float) -> int:
+    """SiamFC's width rounding `int(int(r * C / 2) * 2)`: even, so groups of 2 divide it."""
+    return int(int(width_multiplier * channels / 2) * 2)
+
+
+def backbone_output_size(input_size: int) -> int:
+    """Side of the AlexNet feature map for a square input of `input_size` pixels.
+
+    conv1 11/2, pool 3/2, conv2 5/1, pool 3/2, conv3..5 3/1, all valid: 127 -> 6, 255 -> 22.
+    """
+    size = (input_size - 11) // 2 + 1
+    size = (size - 3) // 2 + 1
+    size = size - 4
+    size = (size - 3) // 2 + 1
+    return size - 6
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The network: backbone, controller, memory and response head."""
+
+    backbone: str = "memtrack_alexnet"
+    width_multiplier: float = 1.0
+    bn_epsilon: float = 1e-3
+    bn_momentum: float = 0.99
+    exemplar_size: int = 127
+    search_size: int = 255
+    memory_size: int = 8
+    hidden_size: int = 512
+    usage_decay: float = 0.99
+    controller_dropout: float = 0.2
+    response_head: str = "batchnorm"
+    response_scale: float = 1e-3
+    use_memory: bool = True
+    use_attention: bool = True
+
+    def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone={self.backbone!r}: expected one of {BACKBONES}")
+        if self.response_head not in RESPONSE_HEADS:
+            raise ValueError(
+                f"response_head={self.response_head!r}: expected one of {RESPONSE_HEADS}")
+        if not 0.0 < self.width_multiplier <= 4.0:
+            raise ValueError(f"width_multiplier={self.width_multiplier}: expected (0, 4]")
+        if min(self.channels) < 2:
+            raise ValueError(f"width_multiplier={self.width_multiplier} leaves a layer with "
+                             f"fewer than 2 channels: {self.channels}")
+        if self.template_size < 1:
+            raise ValueError(f"exemplar_size={self.exemplar_size} is too small: the backbone "
+                             "needs at least 87 pixels")
+        if self.search_size < self.exemplar_size:
+            raise ValueError(f"search_size={self.search_size} must be >= exemplar_size="
+                             f"{self.exemplar_size}")
+        if self.memory_size < 1 or self.hidden_size < 1:
+            raise ValueError("memory_size and hidden_size must be positive")
+        if not 0.0 <= self.controller_dropout < 1.0:
+            raise ValueError(f"controller_dropout={self.controller_dropout}: expected [0, 1)")
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """Output channels of conv1..conv5."""
+        return tuple(scaled_width(c, self.width_multiplier) for c in ALEXNET_CHANNELS)
+
+    @property
+    def feature_channels(self) -> int:
+        """C: channels of a template and of the search features."""
+        return self.channels[-1]
+
+    @property
+    def template_size(self) -> int:
+        """Side of the exemplar feature map (6 for 127)."""
+        return backbone_output_size(self.exemplar_size)
+
+    @property
+    def search_feature_size(self) -> int:
+        """Side of the search feature map (22 for 255)."""
+        return backbone_output_size(self.search_size)
+
+    @property
+    def response_size(self) -> int:
+        """Side of the response map (17 for 22 and 6)."""
+        return self.search_feature_size - self.template_size + 1
+
+    @property
+    def input_scale(self) -> float:
+        """The backbone multiplies [0, 1] images by this: MemTrack sees [0, 1], SiamFC 0-255."""
+        return 255.0 if self.backbone == "siamfc_alexnet" else 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where clips come from and how they are sampled and augmented (spec section 7)."""
+
+    dataset: str = "synthetic"  # synthetic | tfrecord
+    data_dir: str = ""
+    batch_size: int = 8
+    time_steps: int = 16
+    # Context margin around the search crop in the stored patch: patch = search + 2 * 8.
+    patch_margin: int = 8
+    exemplar_stretch: float = 0.1
+    exemplar_shift: float = 8.0
+    search_stretch: float = 0.05
+    search_shift: float = 4.0
+    label_iou_threshold: float = 0.7
+    num_train_sequences: int = 2000
+    num_val_sequences: int = 64
+    synthetic_frame_size: int = 320
+    synthetic_sequence_length: int = 60
+    seed: int = 1234
+
+    def __post_init__(self):
+        if self.dataset not in TRAIN_DATASETS:
+            raise ValueError(f"dataset={self.dataset!r}: training reads one of {TRAIN_DATASETS}")
+        if self.dataset == "tfrecord" and not self.data_dir:
+            raise ValueError("dataset='tfrecord' needs --data_dir (a folder of TFRecord shards)")
+        if self.batch_size < 1 or self.time_steps < 1:
+            raise ValueError("batch_size and time_steps must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, cadence and run management (spec 7.5)."""
+
+    model_dir: str = ""
+    train_steps: int = 100_000
+    learning_rate: float = 1e-4
+    lr_decay_steps: int = 10_000
+    lr_decay_rate: float = 0.8
+    weight_decay: float = 1e-4
+    clip_norm: float = 20.0
+    adam_epsilon: float = 1e-8
+    log_every: int = 10
+    summary_every: int = 100
+    image_summary_every: int = 1000
+    checkpoint_every: int = 5000
+    keep_checkpoints: int = 5
+    validate_every: int = 5000
+    validation_steps: int = 20
+    strategy: str = "default"
+    init_backbone: str = ""
+    freeze_backbone: bool = False
+    seed: int = 1234
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy={self.strategy!r}: expected one of {STRATEGIES}")
+        if self.train_steps < 0:
+            raise ValueError(f"train_steps={self.train_steps} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackConfig:
+    """Inference hyper-parameters (spec section 8)."""
+
+    num_scales: int = 3
+    scale_step: float = 1.05
+    scale_penalty: float = 0.97
+    window_influence: float = 0.15
+    scale_damping: float = 0.6
+    upsample_factor: int = 16
+    context: float = 0.5
+    # Clamp of the target size relative to the first-frame size (bilylee's [0.2, 5]).
+    min_scale: float = 0.2
+    max_scale: float = 5.0
+    # Reproduce the official tracker's sub-pixel quirks (peak centre 136, 8/16 px step, crop
+    # normalised by H'). See WORKSPACE.md.
+    official_quirks: bool = True
+
+    def __post_init__(self):
+        if self.num_scales < 1 or self.num_scales % 2 == 0:
+            raise ValueError(f"num_scales={self.num_scales}: expected an odd positive number")
+        if not 0.0 <= self.window_influence <= 1.0:
+            raise ValueError(f"window_influence={self.window_influence}: expected [0, 1]")
+
+
+CONFIG_CLASSES = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "track": TrackConfig,
+}
+
+
+def _from_flag_values(cls, flag_values, overrides=None):
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        if field.name in (overrides or {}):
+            kwargs[field.name] = overrides[field.name]
+        elif field.name in flag_values:
+            kwargs[field.name] = flag_values[field.name].value
+    return cls(**kwargs)
+
+
+def model_config_from_flags(flag_values) -> ModelConfig:
+    return _from_flag_values(ModelConfig, flag_values)
+
+
+def data_config_from_flags(flag_values) -> DataConfig:
+    return _from_flag_values(DataConfig, flag_values)
+
+
+def train_config_from_flags(flag_values) -> TrainConfig:
+    return _from_flag_values(TrainConfig, flag_values)
+
+
+def track_config_from_flags(flag_values) -> TrackConfig:
+    return _from_flag_values(TrackConfig, flag_values)
+
+
+def to_json(configs: dict[str, Any]) -> str:
+    """Serialises a dict of config dataclasses (name -> instance) to JSON."""
+    return json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()}, indent=2)
+
+
+def model_config_from_dict(values: dict[str, Any]) -> ModelConfig:
+    """Builds a ModelConfig from a dict, ignoring unknown keys (older or newer runs)."""
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    return ModelConfig(**{k: v for k, v in values.items() if k in names})
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Writes `text` to `path` through a temporary file and a rename."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

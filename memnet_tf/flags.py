@@ -1,0 +1,166 @@
+"""Every absl flag of memnet_tf, defined in one place (Model Garden style).
+
+Nothing is defined at import time: entry points call `define_flags()` once. Defaults are the
+official MemTrack numbers (`memtrack_spec.md`); experiments override them in `experiments/*.flags`.
+Library code never reads `FLAGS`: `memnet_tf.config` turns flag values into frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+from memnet_tf import config as config_lib
+
+_MODULE = __name__
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines all memnet_tf flags on `flag_values` (idempotent)."""
+    if "memory_size" in flag_values:
+        return
+    fv = dict(flag_values=flag_values, module_name=_MODULE)
+    m, d, tr, tk = (config_lib.ModelConfig(), config_lib.DataConfig(), config_lib.TrainConfig(),
+                    config_lib.TrackConfig())
+
+    # Model
+    flags.DEFINE_enum("backbone", m.backbone, config_lib.BACKBONES,
+                      "Feature network: the official MemTrack AlexNet (no groups, inputs in "
+                      "[0,1]) or the SiamFC AlexNet (groups 2 on conv2/4/5, inputs 0-255).", **fv)
+    flags.DEFINE_float("width_multiplier", m.width_multiplier,
+                       "Multiplier of the AlexNet widths 96/256/384/384/256 (SiamFC rounding).",
+                       **fv)
+    flags.DEFINE_float("bn_epsilon", m.bn_epsilon, "Epsilon of the backbone BatchNorms.", **fv)
+    flags.DEFINE_float("bn_momentum", m.bn_momentum, "Momentum of all BatchNorm moving averages.",
+                       **fv)
+    flags.DEFINE_integer("exemplar_size", m.exemplar_size, "Side of the exemplar crop (z).", **fv)
+    flags.DEFINE_integer("search_size", m.search_size, "Side of the search crop (x).", **fv)
+    flags.DEFINE_integer("memory_size", m.memory_size, "Number of memory slots N.", **fv)
+    flags.DEFINE_integer("hidden_size", m.hidden_size, "LSTM controller hidden size.", **fv)
+    flags.DEFINE_float("usage_decay", m.usage_decay, "Usage decay lambda of the memory.", **fv)
+    flags.DEFINE_float("controller_dropout", m.controller_dropout,
+                       "Dropout rate on the LSTM candidate in training (official keep 0.8).", **fv)
+    flags.DEFINE_enum("response_head", m.response_head, config_lib.RESPONSE_HEADS,
+                      "Response normalisation: BatchNorm (MemTrack) or x0.001 (SiamFC).", **fv)
+    flags.DEFINE_float("response_scale", m.response_scale,
+                       "Scale of the 'scale' response head.", **fv)
+    flags.DEFINE_boolean("use_memory", m.use_memory,
+                         "Use the memory; off = the first-frame template only (SiamFC).", **fv)
+    flags.DEFINE_boolean("use_attention", m.use_attention,
+                         "Spatial attention as controller input; off = uniform average.", **fv)
+
+    # Data
+    flags.DEFINE_enum("dataset", d.dataset, config_lib.DATASETS,
+                      "train: 'synthetic' (built-in videos) or 'tfrecord' (shards made by "
+                      "tools/build_tfrecords.py in --data_dir). evaluate: a benchmark layout "
+                      "(otb100, otb2013, vot, got10k, lasot) or 'synthetic' (held-out clips).",
+                      **fv)
+    flags.DEFINE_string("data_dir", d.data_dir, "Folder of TFRecord shards (dataset=tfrecord).",
+                        **fv)
+    flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size (clips per step).", **fv)
+    flags.DEFINE_integer("time_steps", d.time_steps, "Frames T unrolled per clip.", **fv)
+    flags.DEFINE_float("exemplar_stretch", d.exemplar_stretch, "Exemplar stretch augmentation.",
+                       **fv)
+    flags.DEFINE_float("exemplar_shift", d.exemplar_shift, "Exemplar shift augmentation (px).",
+                       **fv)
+    flags.DEFINE_float("search_stretch", d.search_stretch, "Search stretch augmentation.", **fv)
+    flags.DEFINE_float("search_shift", d.search_shift, "Search shift augmentation (px).", **fv)
+    flags.DEFINE_integer("num_train_sequences", d.num_train_sequences,
+                         "Synthetic training sequences.", **fv)
+    flags.DEFINE_integer("num_val_sequences", d.num_val_sequences,
+                         "Synthetic held-out sequences.", **fv)
+    flags.DEFINE_integer("synthetic_frame_size", d.synthetic_frame_size,
+                         "Side of a synthetic video frame.", **fv)
+    flags.DEFINE_integer("synthetic_sequence_length", d.synthetic_sequence_length,
+                         "Frames per synthetic sequence.", **fv)
+
+    # Optimisation
+    flags.DEFINE_string("model_dir", tr.model_dir,
+                        "Run folder: checkpoints, TensorBoard logs, flags.txt.", **fv)
+    flags.DEFINE_integer("train_steps", tr.train_steps, "Total optimiser steps.", **fv)
+    flags.DEFINE_float("learning_rate", tr.learning_rate, "Initial Adam learning rate.", **fv)
+    flags.DEFINE_integer("lr_decay_steps", tr.lr_decay_steps, "Staircase decay period.", **fv)
+    flags.DEFINE_float("lr_decay_rate", tr.lr_decay_rate, "Staircase decay factor.", **fv)
+    flags.DEFINE_float("weight_decay", tr.weight_decay,
+                       "L2 factor: loss += wd * 1/2 * sum(w^2) over all trainable variables.", **fv)
+    flags.DEFINE_float("clip_norm", tr.clip_norm, "Global-norm gradient clipping.", **fv)
+    flags.DEFINE_float("adam_epsilon", tr.adam_epsilon, "Adam epsilon (TF1 default 1e-8).", **fv)
+    flags.DEFINE_integer("log_every", tr.log_every, "Console progress cadence (steps).", **fv)
+    flags.DEFINE_integer("summary_every", tr.summary_every, "Scalar summary cadence.", **fv)
+    flags.DEFINE_integer("image_summary_every", tr.image_summary_every,
+                         "Image/histogram summary cadence.", **fv)
+    flags.DEFINE_integer("checkpoint_every", tr.checkpoint_every, "Checkpoint cadence.", **fv)
+    flags.DEFINE_integer("keep_checkpoints", tr.keep_checkpoints, "Checkpoints kept.", **fv)
+    flags.DEFINE_integer("validate_every", tr.validate_every, "Validation cadence.", **fv)
+    flags.DEFINE_integer("validation_steps", tr.validation_steps, "Batches per validation.", **fv)
+    flags.DEFINE_enum("strategy", tr.strategy, config_lib.STRATEGIES,
+                      "tf.distribute strategy: default (one device), mirrored (all local GPUs), "
+                      "multi_worker (TF_CONFIG).", **fv)
+    flags.DEFINE_string("init_backbone", tr.init_backbone,
+                        "Checkpoint (or run folder) whose backbone warm-starts training.", **fv)
+    flags.DEFINE_boolean("freeze_backbone", tr.freeze_backbone,
+                         "Train only attention, controller, memory heads and response head.", **fv)
+    flags.DEFINE_integer("seed", tr.seed, "Seed of weights, data and augmentation.", **fv)
+
+    # Tracking
+    flags.DEFINE_integer("num_scales", tk.num_scales, "Scales searched per frame.", **fv)
+    flags.DEFINE_float("scale_step", tk.scale_step, "Ratio between adjacent scales.", **fv)
+    flags.DEFINE_float("scale_penalty", tk.scale_penalty, "Penalty on non-centre scales.", **fv)
+    flags.DEFINE_float("window_influence", tk.window_influence, "Cosine window weight.", **fv)
+    flags.DEFINE_float("scale_damping", tk.scale_damping, "Size update learning rate.", **fv)
+    flags.DEFINE_integer("upsample_factor", tk.upsample_factor, "Response upsampling.", **fv)
+    flags.DEFINE_float("context", tk.context, "Context margin around the target.", **fv)
+    flags.DEFINE_float("min_scale", tk.min_scale, "Smallest target size / first size.", **fv)
+    flags.DEFINE_float("max_scale", tk.max_scale, "Largest target size / first size.", **fv)
+    flags.DEFINE_boolean("official_quirks", tk.official_quirks,
+                         "Reproduce the official tracker's sub-pixel quirks (see WORKSPACE.md).",
+                         **fv)
+
+    # Runtime: commands that load a trained model, track or evaluate
+    flags.DEFINE_string("checkpoint", "",
+                        "A run folder (latest checkpoint) or a checkpoint path; the model is "
+                        "rebuilt from the flags.txt beside it.", **fv)
+    flags.DEFINE_string("saved_model", "", "An exported SavedModel folder.", **fv)
+    flags.DEFINE_string("video", "", "track: a video file to track in.", **fv)
+    flags.DEFINE_string("images", "", "track: a folder of frames (sorted by name).", **fv)
+    flags.DEFINE_string("sequence", "", "track: an OTB or VOT sequence folder (with ground "
+                        "truth, which also gives the first box).", **fv)
+    flags.DEFINE_string("init_box", "", "track: first-frame box x,y,w,h (0-based pixels).", **fv)
+    flags.DEFINE_string("output_video", "", "track: write an annotated video here.", **fv)
+    flags.DEFINE_string("output_boxes", "", "track: write one x,y,w,h line per frame here.", **fv)
+    flags.DEFINE_boolean("show_response", False, "track: inset the response map and read "
+                         "weights in the output video.", **fv)
+    flags.DEFINE_string("dataset_root", "", "evaluate: the benchmark's root folder.", **fv)
+    flags.DEFINE_string("annotations", "", "evaluate: a pysot-style dataset JSON file.", **fv)
+    flags.DEFINE_string("results_dir", "results", "evaluate: <results_dir>/<tracker>/<seq>.txt.",
+                        **fv)
+    flags.DEFINE_list("trackers", [], "evaluate: trackers to score (default: all found).", **fv)
+    flags.DEFINE_string("tracker_name", "MemTrack", "evaluate: name our results are stored under.",
+                        **fv)
+    flags.DEFINE_integer("num_workers", 1, "evaluate: sequences tracked in parallel processes.",
+                         **fv)
+    flags.DEFINE_string("report_dir", "", "evaluate: where the JSON report and plots go "
+                        "(default: <results_dir>/report).", **fv)
+    flags.DEFINE_string("export_dir", "", "export: the SavedModel folder to write.", **fv)
+
+
+def this_module_flags(flag_values: flags.FlagValues = flags.FLAGS):
+    """The flags defined by `define_flags` (not absl's or TensorFlow's own)."""
+    return flag_values.flags_by_module_dict().get(_MODULE, [])
+
+
+def write_flagfile(path: str, flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Writes this module's resolved flags to `path`, usable as `--flagfile` (atomically)."""
+    lines = [f.serialize() for f in sorted(this_module_flags(flag_values), key=lambda f: f.name)]
+    config_lib.write_atomically(path, "\n".join(line for line in lines if line) + "\n")
+
+
+def read_flagfile(path: str) -> flags.FlagValues:
+    """Parses a flags.txt written by `write_flagfile` into a fresh FlagValues."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no flags.txt; cannot rebuild the model configuration")
+    flag_values = flags.FlagValues()
+    define_flags(flag_values)
+    flag_values([os.path.basename(path), f"--flagfile={path}"])
+    return flag_values

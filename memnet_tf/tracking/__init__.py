@@ -1,0 +1,1 @@
+"""memnet_tf.tracking"""

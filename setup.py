@@ -1,0 +1,29 @@
+"""Packaging for memnet_tf."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="memnet_tf",
+    version="0.1.0",
+    description="MemTrack (dynamic memory networks for object tracking) in TensorFlow 2 / Keras 3",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["memnet_tf", "memnet_tf.*"]),
+    install_requires=[
+        "tensorflow>=2.16",  # ships Keras 3
+        "keras>=3",
+        "absl-py",
+        "numpy",
+        "opencv-python-headless",
+        "tensorboard",
+        "matplotlib",
+        "pillow",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        # The got10k toolkit, used to cross-check our scores and as an experiment runner.
+        "got10k": ["got10k"],
+    },
+)
