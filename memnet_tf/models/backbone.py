@@ -1,0 +1,101 @@
+"""SiamFC-family AlexNet feature networks, selected by name.
+
+`memtrack_alexnet` is the official MemTrack backbone (spec section 2): no channel groups, a bias on
+every conv, BatchNorm after conv1-4, a linear conv5, valid padding, inputs in [0, 1].
+`siamfc_alexnet` is SiamFC's topology: groups 2 on conv2/4/5, inputs 0-255, configurable BN
+epsilon. Both take images in [0, 1] and scale them by `input_scale` themselves, so the rest of the
+project has one image convention. Exemplar 127 -> 6x6xC, search 255 -> 22x22xC (total stride 8).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from memnet_tf.config import ModelConfig
+
+TOTAL_STRIDE = 8
+# (kernel, stride) of conv1..conv5; max-pools 3/2 follow conv1 and conv2.
+_CONV_GEOMETRY = ((11, 2), (5, 1), (3, 1), (3, 1), (3, 1))
+
+
+@keras.saving.register_keras_serializable(package="memnet_tf")
+class AlexNetBackbone(keras.layers.Layer):
+    """AlexNet embedding f(.) shared by the exemplar and search branches.
+
+    Args:
+      channels: output channels of conv1..conv5.
+      groups: channel groups of conv1..conv5 (SiamFC: 1, 2, 1, 2, 2).
+      bn_epsilon, bn_momentum: of the BatchNorms after conv1..conv4.
+      input_scale: images in [0, 1] are multiplied by this (255 for SiamFC weights).
+    """
+
+    def __init__(self, channels=(96, 256, 384, 384, 256), groups=(1, 1, 1, 1, 1),
+                 bn_epsilon: float = 1e-3, bn_momentum: float = 0.99, input_scale: float = 1.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.channels = tuple(channels)
+        self.groups = tuple(groups)
+        self.bn_epsilon = bn_epsilon
+        self.bn_momentum = bn_momentum
+        self.input_scale = input_scale
+        self.convs = [
+            keras.layers.Conv2D(c, k, strides=s, groups=g, padding="valid", name=f"conv{i + 1}")
+            for i, (c, (k, s), g) in enumerate(zip(self.channels, _CONV_GEOMETRY, self.groups))
+        ]
+        self.norms = [
+            keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon,
+                                            name=f"conv{i + 1}_bn")
+            for i in range(4)
+        ]
+
+    def build(self, images_shape):
+        shape = (None, None, None, images_shape[-1])
+        for i, conv in enumerate(self.convs):
+            conv.build(shape)
+            shape = (None, None, None, self.channels[i])
+            if i < 4:
+                self.norms[i].build(shape)
+
+    def call(self, images, training=False):
+        """`[B, H, W, 3]` images in [0, 1] -> `[B, (H-87)/8+1, ..., C]` features."""
+        x = images * self.input_scale if self.input_scale != 1.0 else images
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if i < 4:
+                x = tf.nn.relu(self.norms[i](x, training=training))
+            if i < 2:
+                x = tf.nn.max_pool2d(x, 3, strides=2, padding="VALID")
+        return x
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(channels=self.channels, groups=self.groups, bn_epsilon=self.bn_epsilon,
+                      bn_momentum=self.bn_momentum, input_scale=self.input_scale)
+        return config
+
+
+def memtrack_alexnet(cfg: ModelConfig, name: str = "feature_extraction") -> AlexNetBackbone:
+    return AlexNetBackbone(cfg.channels, (1, 1, 1, 1, 1), cfg.bn_epsilon, cfg.bn_momentum,
+                           cfg.input_scale, name=name)
+
+
+def siamfc_alexnet(cfg: ModelConfig, name: str = "feature_extraction") -> AlexNetBackbone:
+    return AlexNetBackbone(cfg.channels, (1, 2, 1, 2, 2), cfg.bn_epsilon, cfg.bn_momentum,
+                           cfg.input_scale, name=name)
+
+
+BACKBONE_BUILDERS = {
+    "memtrack_alexnet": memtrack_alexnet,
+    "siamfc_alexnet": siamfc_alexnet,
+}
+
+
+def build_backbone(cfg: ModelConfig) -> AlexNetBackbone:
+    """The backbone named by `cfg.backbone`."""
+    try:
+        builder = BACKBONE_BUILDERS[cfg.backbone]
+    except KeyError:
+        raise ValueError(f"unknown backbone {cfg.backbone!r}; known: "
+                         f"{sorted(BACKBONE_BUILDERS)}") from None
+    return builder(cfg)
