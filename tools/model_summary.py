@@ -1,0 +1,32 @@
+"""Prints the trainable parameters of the configured model per component.
+
+    python tools/model_summary.py --flagfile=experiments/paper.flags
+
+The last line is `trainable parameters: N`.
+"""
+
+from absl import app, flags
+
+from memnet_tf import config as config_lib
+from memnet_tf import flags as memnet_flags
+from memnet_tf.models.memtrack import build_model
+from memnet_tf.models.summary import format_parameter_table, trainable_parameters_by_component
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cfg = config_lib.model_config_from_flags(FLAGS)
+    model = build_model(cfg)
+    print(f"backbone={cfg.backbone} channels={cfg.channels} exemplar {cfg.exemplar_size} -> "
+          f"{cfg.template_size}x{cfg.template_size}, search {cfg.search_size} -> "
+          f"{cfg.search_feature_size}x{cfg.search_feature_size}, response {cfg.response_size}, "
+          f"memory {cfg.memory_size} slots, hidden {cfg.hidden_size}")
+    print(format_parameter_table(trainable_parameters_by_component(model)))
+
+
+if __name__ == "__main__":
+    memnet_flags.define_flags()
+    app.run(main)
