@@ -1,0 +1,653 @@
+"""Readers for tracking benchmarks (OTB, VOT, GOT-10k, LaSOT, pysot JSON) into `Sequence` records.
+
+Pixel convention. `Sequence.ground_truth` is always `[x, y, w, h]`, 0-based, top-left, in frame
+pixels (the got10k contract). OTB annotation files are 1-based (MATLAB): the OTB reader subtracts
+1 from x and y and sets `Sequence.one_based = True`. Results files, on the other hand, are written
+and read in the annotation files' own convention (`ope.py` adds the 1 back), exactly as the
+DaSiamRPN and OTB toolkits do, so that published raw results of other trackers can be scored
+unchanged. IoU and centre distance do not depend on a common shift, so scores are unaffected.
+
+Invalid frames. A frame is valid when its box is finite with w > 0 and h > 0 and the dataset
+does not flag the target as absent (GOT-10k `cover.label` = 0; LaSOT full occlusion or out of
+view). How invalid frames are scored is the protocol's business (`report.py`).
+
+Nothing here decodes an image except `load_frame`; scoring needs only the annotations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import re
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+from absl import logging
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+# The 50 folders of OTB-2013 (CVPR 2013 benchmark). Jogging holds two targets, hence the
+# benchmark's 51 sequences. Same list as the got10k toolkit's `OTB.__otb13_seqs`.
+OTB2013_FOLDERS = (
+    "Basketball", "Bolt", "Boy", "Car4", "CarDark", "CarScale", "Coke", "Couple", "Crossing",
+    "David", "David2", "David3", "Deer", "Dog1", "Doll", "Dudek", "FaceOcc1", "FaceOcc2", "Fish",
+    "FleetFace", "Football", "Football1", "Freeman1", "Freeman3", "Freeman4", "Girl", "Ironman",
+    "Jogging", "Jumping", "Lemming", "Liquor", "Matrix", "Mhyang", "MotorRolling", "MountainBike",
+    "Shaking", "Singer1", "Singer2", "Skating1", "Skiing", "Soccer", "Subway", "Suv", "Sylvester",
+    "Tiger1", "Tiger2", "Trellis", "Walking", "Walking2", "Woman",
+)
+
+# OTB sequences whose annotation covers only part of the image folder, as
+# `(first, last)` 1-based positions in the sorted image list (inclusive). These are the cases
+# the got10k toolkit special-cases; others whose numbering starts late (BlurCar1 at 0247.jpg,
+# ...) ship only the annotated images, so the sorted list already lines up. Tiger1's OTB-2015
+# config skips 5 initial frames ("initOmit"); like got10k we do not.
+OTB_FRAME_RANGES = {
+    "David": (300, 770),
+    "Football1": (1, 74),
+    "Freeman3": (1, 460),
+    "Freeman4": (1, 283),
+    "Diving": (1, 215),
+}
+
+EVAL_DATASETS = ("otb100", "otb2013", "vot", "got10k", "lasot", "synthetic")
+
+
+class DatasetError(ValueError):
+    """A dataset file that cannot be read; the message names the file (and line)."""
+
+
+@dataclasses.dataclass
+class Sequence:
+    """One annotated video.
+
+    Attributes:
+        name: Unique sequence name; results are stored as `<name>.txt`.
+        image_files: Frame paths in order, `num_frames` of them (may be unchecked paths when
+            read from a JSON file).
+        ground_truth: `[num_frames, 4]` float64 boxes `[x, y, w, h]`, 0-based, top-left.
+        attributes: Sequence-level attribute tags (OTB `attrs.txt`, pysot `attr`, VOT tags).
+        valid: `[num_frames]` bool; computed from the boxes (and absence flags) when None.
+        one_based: True when the annotation file was 1-based and 1 was subtracted from x, y.
+            Results files keep the file convention: results = 0-based boxes + `pixel_offset`.
+        annotation_file: The file the ground truth came from, for messages.
+        annotation_lines: `[num_frames]` line number of each frame's box in `annotation_file`
+            (1-based), or None when the source has no lines (JSON).
+        polygons: `[num_frames, 8]` VOT rotated boxes `x1, y1, ..., x4, y4`, or None.
+        resolution: `(width, height)` of the frames when the dataset states it (GOT-10k).
+    """
+
+    name: str
+    image_files: list[str]
+    ground_truth: np.ndarray
+    attributes: tuple[str, ...] = ()
+    valid: np.ndarray | None = None
+    one_based: bool = False
+    annotation_file: str = ""
+    annotation_lines: np.ndarray | None = None
+    polygons: np.ndarray | None = None
+    resolution: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        self.ground_truth = np.asarray(self.ground_truth, np.float64)
+        if self.ground_truth.ndim != 2 or self.ground_truth.shape[1] != 4:
+            raise DatasetError(f"{self.annotation_file or self.name}: ground truth must be "
+                               f"[num_frames, 4], got shape {self.ground_truth.shape}")
+        if self.image_files and len(self.image_files) != len(self.ground_truth):
+            raise DatasetError(f"{self.name}: {len(self.image_files)} images but "
+                               f"{len(self.ground_truth)} boxes")
+        box_valid = boxes_valid(self.ground_truth)
+        self.valid = box_valid if self.valid is None else np.asarray(self.valid, bool) & box_valid
+        self.attributes = tuple(self.attributes)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.ground_truth)
+
+    @property
+    def pixel_offset(self) -> float:
+        """What results files add to 0-based x, y (1.0 for OTB's 1-based files)."""
+        return 1.0 if self.one_based else 0.0
+
+    def where(self, frame: int) -> str:
+        """`file:line` of frame `frame`'s annotation, for error messages."""
+        if self.annotation_lines is not None:
+            return f"{self.annotation_file}:{int(self.annotation_lines[frame])}"
+        return f"{self.annotation_file or '<memory>'}: sequence {self.name!r} box {frame}"
+
+
+def boxes_valid(boxes: np.ndarray) -> np.ndarray:
+    """True where a box is finite with positive width and height.
+
+    Args:
+        boxes: `[num_frames, 4]` boxes `[x, y, w, h]`.
+
+    Returns:
+        `[num_frames]` bool.
+    """
+    boxes = np.asarray(boxes, np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+
+
+def polygon_to_xywh(polygons: np.ndarray) -> np.ndarray:
+    """Axis-aligned boxes of the same area and centre as VOT rotated rectangles.
+
+    The got10k / pysot rule: take the bounding box of the 4 corners, shrink it about the
+    polygon centre by `s = sqrt(A_poly / A_bbox)` (A_poly = product of two adjacent sides), then
+    add 1 to w and h. got10k places the box at `centre - size / 2`, which we follow. Written here
+    because `geometry/boxes.py` did not exist yet when this module was written.
+
+    Args:
+        polygons: `[num_frames, 8]` corners `x1, y1, x2, y2, x3, y3, x4, y4` (NaN rows allowed).
+
+    Returns:
+        `[num_frames, 4]` boxes `[x, y, w, h]`; NaN where the polygon is NaN or degenerate.
+    """
+    polygons = np.asarray(polygons, np.float64).reshape(-1, 8)
+    xs, ys = polygons[:, 0::2], polygons[:, 1::2]
+    cx, cy = xs.mean(axis=1), ys.mean(axis=1)
+    x1, x2 = xs.min(axis=1), xs.max(axis=1)
+    y1, y2 = ys.min(axis=1), ys.max(axis=1)
+    side_a = np.linalg.norm(polygons[:, 0:2] - polygons[:, 2:4], axis=1)
+    side_b = np.linalg.norm(polygons[:, 2:4] - polygons[:, 4:6], axis=1)
+    bbox_area = (x2 - x1) * (y2 - y1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.sqrt(side_a * side_b / bbox_area)
+    w = scale * (x2 - x1) + 1
+    h = scale * (y2 - y1) + 1
+    boxes = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
+    boxes[~np.isfinite(boxes).all(axis=1)] = np.nan
+    return boxes
+
+
+def load_frame(path: str) -> np.ndarray:
+    """Reads one frame as RGB.
+
+    Args:
+        path: An image file (greyscale images are expanded to 3 channels).
+
+    Returns:
+        `[height, width, 3]` uint8 RGB.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: `path` exists but is not a readable image.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: frame file not found")
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: not a readable image (corrupt or unsupported format)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_box_file(path: str, widths: tuple[int, ...] = (4,)) -> tuple[np.ndarray, np.ndarray]:
+    """Reads one box per line, values separated by commas, tabs and/or spaces (OTB mixes them).
+
+    Blank lines are skipped (like `np.loadtxt`). `nan` is accepted: it marks an invalid frame.
+
+    Args:
+        path: The text file.
+        widths: Accepted numbers of values per line; all lines must have the same one.
+
+    Returns:
+        `([num_lines, width] float64 values, [num_lines] 1-based line numbers)`.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        DatasetError: a line is not numeric or has the wrong number of values; the message
+            names `path:line`.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: file not found")
+    rows, line_numbers = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            fields = [v for v in re.split(r"[,;\s]+", text) if v]
+            try:
+                values = [float(v) for v in fields]
+            except ValueError:
+                raise DatasetError(f"{path}:{number}: not a list of numbers: {text!r}") from None
+            expected = len(rows[0]) if rows else None
+            if len(values) not in widths or (expected and len(values) != expected):
+                want = expected or " or ".join(str(w) for w in widths)
+                raise DatasetError(f"{path}:{number}: expected {want} values, found "
+                                   f"{len(values)}: {text!r}")
+            rows.append(values)
+            line_numbers.append(number)
+    if not rows:
+        raise DatasetError(f"{path}: empty file, no boxes")
+    return np.asarray(rows, np.float64), np.asarray(line_numbers, np.int64)
+
+
+def list_images(folder: str) -> list[str]:
+    """Sorted image files of `folder`; raises when a numbered frame is missing.
+
+    Args:
+        folder: A folder of frames named by number (`0001.jpg` ...) or by anything sortable.
+
+    Returns:
+        Full paths, sorted by name.
+
+    Raises:
+        FileNotFoundError: `folder` does not exist.
+        DatasetError: no images, or the numbering has a gap (names the missing file).
+    """
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: image folder not found")
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+    if not names:
+        raise DatasetError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    if all(os.path.splitext(n)[0].isdigit() for n in names):
+        # Numeric order, so `10.jpg` follows `9.jpg` when names are not zero-padded.
+        names.sort(key=lambda n: int(os.path.splitext(n)[0]))
+        stems = [os.path.splitext(n)[0] for n in names]
+        numbers = [int(stem) for stem in stems]
+        for previous, current, name in zip(numbers, numbers[1:], names[1:]):
+            if current != previous + 1:
+                width = len(stems[0])
+                missing = f"{previous + 1:0{width}d}{os.path.splitext(name)[1]}"
+                raise DatasetError(f"{os.path.join(folder, missing)}: missing frame file (the "
+                                   f"images jump from {previous} to {current})")
+    return [os.path.join(folder, n) for n in names]
+
+
+def _report(errors: list[str] | None, error: Exception) -> None:
+    """Collects a per-sequence problem, or raises it when the caller wants strict loading."""
+    if errors is None:
+        raise error
+    logging.warning("%s", error)
+    errors.append(str(error))
+
+
+def _read_attributes(path: str) -> tuple[str, ...]:
+    if not os.path.isfile(path):
+        return ()
+    with open(path, encoding="utf-8") as f:
+        return tuple(a.strip() for a in re.split(r"[,\s]+", f.read()) if a.strip())
+
+
+def _subdirectories(root: str) -> list[str]:
+    return sorted(d for d in os.listdir(root)
+                  if not d.startswith(".") and os.path.isdir(os.path.join(root, d)))
+
+
+def canonical_name(name: str) -> str:
+    """Case- and separator-insensitive sequence key: `Jogging-1`, `jogging_1` -> `jogging.1`."""
+    return re.sub(r"[-_.]", ".", name.lower())
+
+
+def in_otb2013(name: str) -> bool:
+    """True for the 51 OTB-2013 sequences under any of the usual spellings."""
+    folders = {canonical_name(f) for f in OTB2013_FOLDERS}
+    key = canonical_name(name)
+    # A target suffix (`Jogging.1`) belongs to its folder's benchmark.
+    return key in folders or re.sub(r"\.\d+$", "", key) in folders
+
+
+def read_otb(root: str, subset: Callable[[str], bool] | None = None,
+             frame_ranges: dict[str, tuple[int, int]] | None = None,
+             errors: list[str] | None = None) -> list[Sequence]:
+    """Reads an OTB-2013/OTB-100 tree: `<root>/<Seq>/img/*.jpg` + `groundtruth_rect*.txt`.
+
+    Two-target folders (Jogging, Skating2: `groundtruth_rect.1.txt`, `.2.txt`) become
+    `Jogging.1` and `Jogging.2`, the got10k toolkit's names; empty annotation files (Human4's
+    `.1`) are dropped, as got10k does. Frames are cut to `frame_ranges`; a folder with more
+    images than boxes otherwise keeps its first images (logged). Boxes are converted from 1-based
+    to 0-based (`one_based=True`). `attrs.txt` beside the annotation gives the attributes.
+
+    Args:
+        root: The folder of sequence folders.
+        subset: Keeps only folders for which `subset(folder_name)` is true.
+        frame_ranges: `{folder: (first, last)}` 1-based inclusive image positions; defaults to
+            `OTB_FRAME_RANGES`.
+        errors: When a list, problems with a sequence are appended and the sequence skipped;
+            when None, the first problem raises.
+
+    Returns:
+        The sequences, sorted by folder then target.
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: OTB dataset root not found")
+    frame_ranges = OTB_FRAME_RANGES if frame_ranges is None else frame_ranges
+    sequences = []
+    for folder in _subdirectories(root):
+        if subset is not None and not subset(folder):
+            continue
+        seq_dir = os.path.join(root, folder)
+        try:
+            sequences.extend(_read_otb_folder(seq_dir, folder, frame_ranges))
+        except (DatasetError, FileNotFoundError) as error:
+            _report(errors, error)
+    if subset is not None:
+        # OTB-2013 names Jogging's targets; drop a target the subset rules out.
+        sequences = [s for s in sequences if subset(s.name)]
+    return sequences
+
+
+def _read_otb_folder(seq_dir, folder, frame_ranges) -> list[Sequence]:
+    anno_files = sorted(glob.glob(os.path.join(seq_dir, "groundtruth*.txt")))
+    anno_files = [f for f in anno_files if os.path.getsize(f) > 0 and _has_text(f)]
+    if not anno_files:
+        raise DatasetError(f"{seq_dir}: sequence folder without ground truth "
+                           "(no non-empty groundtruth_rect*.txt)")
+    images = list_images(os.path.join(seq_dir, "img"))
+    if folder in frame_ranges:
+        first, last = frame_ranges[folder]
+        images = images[first - 1:last]
+    attributes = _read_attributes(os.path.join(seq_dir, "attrs.txt"))
+    sequences = []
+    for index, anno_file in enumerate(anno_files, start=1):
+        boxes, lines = read_box_file(anno_file)
+        if len(images) < len(boxes):
+            raise DatasetError(
+                f"{anno_file}:{lines[len(images)]}: {len(boxes)} boxes but only {len(images)} "
+                f"frames in {os.path.join(seq_dir, 'img')}")
+        if len(images) > len(boxes):
+            logging.info("%s: %d images, %d boxes; using the first %d frames", seq_dir,
+                         len(images), len(boxes), len(boxes))
+        boxes[:, :2] -= 1.0  # OTB files are 1-based (MATLAB); make them 0-based.
+        name = folder if len(anno_files) == 1 else f"{folder}.{index}"
+        sequences.append(Sequence(
+            name=name, image_files=images[:len(boxes)], ground_truth=boxes,
+            attributes=attributes, one_based=True, annotation_file=anno_file,
+            annotation_lines=lines))
+    return sequences
+
+
+def _has_text(path: str) -> bool:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return bool(f.read().strip())
+
+
+def _read_flags(path: str, num_frames: int) -> np.ndarray | None:
+    """Per-frame 0/1 flags (one per line or comma separated on one line), zero-padded."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        fields = [v for v in re.split(r"[,\s]+", f.read()) if v]
+    try:
+        flags = np.asarray([float(v) for v in fields], np.float64)
+    except ValueError:
+        raise DatasetError(f"{path}: expected one number per frame") from None
+    if len(flags) > num_frames:
+        raise DatasetError(f"{path}: {len(flags)} flags for {num_frames} frames")
+    return np.pad(flags, (0, num_frames - len(flags)))
+
+
+def read_vot(root: str, errors: list[str] | None = None) -> list[Sequence]:
+    """Reads a VOT tree (`list.txt` + `<seq>/groundtruth.txt` + frames) or one sequence folder.
+
+    Frames are the images directly in the sequence folder (VOT2013-2019) or in `color/`.
+    Polygons become area-preserving axis-aligned boxes (`polygon_to_xywh`); 4-value lines are
+    taken as boxes. Per-frame `*.tag` / `*.label` files name the attributes a sequence has.
+
+    Args:
+        root: The VOT root or a single sequence folder (containing `groundtruth.txt`).
+        errors: As in `read_otb`.
+
+    Returns:
+        The sequences in `list.txt` order (or sorted folder order).
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: VOT dataset root not found")
+    if os.path.isfile(os.path.join(root, "groundtruth.txt")):
+        return [_read_vot_folder(os.path.normpath(root), os.path.basename(os.path.normpath(root)))]
+    names = _read_list(os.path.join(root, "list.txt")) or _subdirectories(root)
+    sequences = []
+    for name in names:
+        try:
+            sequences.append(_read_vot_folder(os.path.join(root, name), name))
+        except (DatasetError, FileNotFoundError) as error:
+            _report(errors, error)
+    return sequences
+
+
+def _read_list(path: str) -> list[str]:
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def _read_vot_folder(seq_dir: str, name: str) -> Sequence:
+    anno_file = os.path.join(seq_dir, "groundtruth.txt")
+    if not os.path.isfile(anno_file):
+        raise DatasetError(f"{seq_dir}: sequence folder without ground truth (no groundtruth.txt)")
+    values, lines = read_box_file(anno_file, widths=(4, 8))
+    image_dir = os.path.join(seq_dir, "color")
+    images = list_images(image_dir if os.path.isdir(image_dir) else seq_dir)
+    if len(images) != len(values):
+        raise DatasetError(f"{anno_file}: {len(values)} boxes but {len(images)} frames in "
+                           f"{os.path.dirname(images[0])}")
+    polygons = values if values.shape[1] == 8 else None
+    boxes = polygon_to_xywh(values) if polygons is not None else values
+    attributes = []
+    for tag_file in sorted(glob.glob(os.path.join(seq_dir, "*.tag")) +
+                           glob.glob(os.path.join(seq_dir, "*.label"))):
+        flags = _read_flags(tag_file, len(boxes))
+        if flags is not None and np.any(flags > 0):
+            attributes.append(os.path.splitext(os.path.basename(tag_file))[0])
+    return Sequence(name=name, image_files=images, ground_truth=boxes,
+                    attributes=tuple(attributes), annotation_file=anno_file,
+                    annotation_lines=lines, polygons=polygons)
+
+
+def read_got10k(root: str, errors: list[str] | None = None) -> list[Sequence]:
+    """Reads a GOT-10k split: `<root>/list.txt`, `<seq>/groundtruth.txt`, `<seq>/*.jpg`.
+
+    `root` may be the split folder or the dataset root (then `val/` is used). Frames whose
+    `cover.label` is 0 (target invisible) are invalid; `meta_info.ini` gives the resolution that
+    GOT-10k's IoU clips boxes to. The test split has only a first-frame box: such sequences load
+    (to run a tracker) but cannot be scored.
+
+    Args:
+        root: The split folder (with `list.txt`) or the GOT-10k root.
+        errors: As in `read_otb`.
+    """
+    if not os.path.isfile(os.path.join(root, "list.txt")) and os.path.isfile(
+            os.path.join(root, "val", "list.txt")):
+        root = os.path.join(root, "val")
+    list_file = os.path.join(root, "list.txt")
+    if not os.path.isfile(list_file):
+        raise FileNotFoundError(f"{list_file}: GOT-10k split list not found")
+    sequences = []
+    for name in _read_list(list_file):
+        seq_dir = os.path.join(root, name)
+        try:
+            sequences.append(_read_got10k_folder(seq_dir, name))
+        except (DatasetError, FileNotFoundError) as error:
+            _report(errors, error)
+    return sequences
+
+
+def _read_got10k_folder(seq_dir: str, name: str) -> Sequence:
+    anno_file = os.path.join(seq_dir, "groundtruth.txt")
+    if not os.path.isfile(anno_file):
+        raise DatasetError(f"{seq_dir}: sequence folder without ground truth (no groundtruth.txt)")
+    boxes, lines = read_box_file(anno_file)
+    images = list_images(seq_dir)
+    if len(boxes) == 1 and len(images) > 1:
+        # Test split: only the first box is public. Pad with NaN so the sequence can be run.
+        boxes = np.concatenate([boxes, np.full((len(images) - 1, 4), np.nan)])
+        lines = np.concatenate([lines, np.zeros(len(images) - 1, np.int64)])
+    if len(images) != len(boxes):
+        raise DatasetError(f"{anno_file}: {len(boxes)} boxes but {len(images)} frames in {seq_dir}")
+    cover = _read_flags(os.path.join(seq_dir, "cover.label"), len(boxes))
+    absence = _read_flags(os.path.join(seq_dir, "absence.label"), len(boxes))
+    valid = None
+    if cover is not None:
+        valid = cover > 0
+    elif absence is not None:
+        valid = absence == 0
+    return Sequence(name=name, image_files=images, ground_truth=boxes, valid=valid,
+                    annotation_file=anno_file, annotation_lines=lines,
+                    resolution=_read_resolution(os.path.join(seq_dir, "meta_info.ini")))
+
+
+def _read_resolution(path: str) -> tuple[int, int] | None:
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        match = re.search(r"resolution:\s*\(?\s*(\d+)\s*,\s*(\d+)", f.read())
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def read_lasot(root: str, errors: list[str] | None = None) -> list[Sequence]:
+    """Reads LaSOT: `<root>/<class>/<class>-<n>/{img/, groundtruth.txt, full_occlusion.txt, ...}`.
+
+    The sequences are those of `<root>/testing_set.txt` when it exists, else every
+    `<class>-<n>` folder. Frames flagged in `full_occlusion.txt` or `out_of_view.txt` are
+    invalid (the target is absent).
+
+    Args:
+        root: The LaSOT root (class folders), or a folder of sequence folders.
+        errors: As in `read_otb`.
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: LaSOT dataset root not found")
+    names = _read_list(os.path.join(root, "testing_set.txt"))
+    if not names:
+        for first in _subdirectories(root):
+            inner = os.path.join(root, first)
+            if os.path.isfile(os.path.join(inner, "groundtruth.txt")):
+                names.append(first)
+            else:
+                names.extend(_subdirectories(inner))
+    sequences = []
+    for name in names:
+        seq_dir = os.path.join(root, name.rsplit("-", 1)[0], name)
+        if not os.path.isdir(seq_dir):
+            seq_dir = os.path.join(root, name)
+        try:
+            sequences.append(_read_lasot_folder(seq_dir, name))
+        except (DatasetError, FileNotFoundError) as error:
+            _report(errors, error)
+    return sequences
+
+
+def _read_lasot_folder(seq_dir: str, name: str) -> Sequence:
+    anno_file = os.path.join(seq_dir, "groundtruth.txt")
+    if not os.path.isfile(anno_file):
+        raise DatasetError(f"{seq_dir}: sequence folder without ground truth (no groundtruth.txt)")
+    boxes, lines = read_box_file(anno_file)
+    images = list_images(os.path.join(seq_dir, "img"))
+    if len(images) != len(boxes):
+        raise DatasetError(f"{anno_file}: {len(boxes)} boxes but {len(images)} frames in "
+                           f"{os.path.join(seq_dir, 'img')}")
+    absent = np.zeros(len(boxes), bool)
+    for flag_name in ("full_occlusion.txt", "out_of_view.txt"):
+        flags = _read_flags(os.path.join(seq_dir, flag_name), len(boxes))
+        if flags is not None:
+            absent |= flags > 0
+    return Sequence(name=name, image_files=images, ground_truth=boxes, valid=~absent,
+                    annotation_file=anno_file, annotation_lines=lines)
+
+
+def read_pysot_json(path: str, root: str | None = None, one_based: bool = False,
+                    errors: list[str] | None = None) -> list[Sequence]:
+    """Reads a pysot / DaSiamRPN dataset JSON `{seq: {..., init_rect, gt_rect}}`.
+
+    Image paths: pysot's `img_names` are relative to `root`; DaSiamRPN's `image_files` are bare
+    file names inside `<root>/<name>/img/` (names with a folder part are relative to `root`).
+    The image files are not opened, so scoring needs only the JSON. `gt_rect` rows have 4 values
+    (boxes) or 8 (VOT polygons); an empty row means no annotation (invalid frame). pysot's
+    `attr` list becomes the attributes.
+
+    Args:
+        path: The JSON file.
+        root: The folder image paths are relative to; default the JSON's folder.
+        one_based: The boxes are 1-based (DaSiamRPN's OTB JSON holds the raw OTB numbers).
+        errors: As in `read_otb`.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: annotation JSON not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            entries = json.load(f)
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{path}:{error.lineno}: invalid JSON: {error.msg}") from None
+    if not isinstance(entries, dict):
+        raise DatasetError(f"{path}: expected an object {{sequence: {{...}}}}")
+    root = os.path.dirname(os.path.abspath(path)) if root is None else root
+    sequences = []
+    for key, entry in entries.items():
+        try:
+            sequences.append(_read_json_entry(path, root, key, entry, one_based))
+        except DatasetError as error:
+            _report(errors, error)
+    return sequences
+
+
+def _read_json_entry(path, root, key, entry, one_based) -> Sequence:
+    where = f"{path}: sequence {key!r}"
+    if not isinstance(entry, dict) or "gt_rect" not in entry:
+        raise DatasetError(f"{where}: no 'gt_rect' (sequence without ground truth)")
+    rows = entry["gt_rect"]
+    widths = {len(r) for r in rows if len(r)}
+    if not rows or len(widths) != 1 or not widths <= {4, 8}:
+        raise DatasetError(f"{where}: 'gt_rect' rows must all have 4 or 8 values, found "
+                           f"lengths {sorted(widths) or [0]}")
+    width = widths.pop()
+    try:
+        values = np.asarray([r if len(r) else [np.nan] * width for r in rows], np.float64)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{where}: 'gt_rect' holds non-numeric values") from None
+    polygons = values if width == 8 else None
+    boxes = polygon_to_xywh(values) if polygons is not None else values.copy()
+    if one_based:
+        boxes[:, :2] -= 1.0
+        if polygons is not None:
+            polygons = polygons - 1.0
+    if "img_names" in entry:
+        images = [os.path.join(root, f) for f in entry["img_names"]]
+    else:
+        folder = entry.get("name", entry.get("video_dir", key))
+        images = [os.path.join(root, f) if os.path.dirname(f)
+                  else os.path.join(root, folder, "img", f) for f in entry.get("image_files", [])]
+    if images and len(images) != len(boxes):
+        raise DatasetError(f"{where}: {len(images)} image names but {len(boxes)} boxes")
+    valid = None
+    if "absent" in entry:
+        valid = np.asarray(entry["absent"], np.float64) == 1  # pysot: 1 = target present
+    return Sequence(name=key, image_files=images, ground_truth=boxes,
+                    attributes=tuple(entry.get("attr", ())), valid=valid, one_based=one_based,
+                    annotation_file=path, polygons=polygons)
+
+
+def load_dataset(name: str, root: str | None = None, annotations: str | None = None,
+                 errors: list[str] | None = None) -> list[Sequence]:
+    """Loads an evaluation dataset by name.
+
+    Args:
+        name: One of `EVAL_DATASETS`. `otb2013` is the 51-sequence subset of the OTB-100 tree
+            or JSON; `synthetic` is plain OTB layout (held-out clips written by the data module).
+        root: The dataset's root folder (required unless `annotations` is given; with a JSON it
+            is the folder image paths are relative to).
+        annotations: A pysot-style JSON file instead of the folder layout.
+        errors: When a list, per-sequence problems are appended and those sequences skipped;
+            when None, the first problem raises.
+
+    Returns:
+        The sequences.
+    """
+    if name not in EVAL_DATASETS:
+        raise ValueError(f"dataset={name!r}: expected one of {EVAL_DATASETS}")
+    otb_like = name in ("otb100", "otb2013", "synthetic")
+    if annotations:
+        sequences = read_pysot_json(annotations, root=root or None, one_based=otb_like,
+                                    errors=errors)
+        return [s for s in sequences if in_otb2013(s.name)] if name == "otb2013" else sequences
+    if not root:
+        raise ValueError(f"dataset={name!r}: give a dataset root folder or an annotations JSON")
+    if otb_like:
+        return read_otb(root, subset=in_otb2013 if name == "otb2013" else None, errors=errors)
+    readers = {"vot": read_vot, "got10k": read_got10k, "lasot": read_lasot}
+    return readers[name](root, errors=errors)

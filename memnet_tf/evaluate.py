@@ -1,0 +1,119 @@
+"""Scores tracking results on a benchmark (and, with a model, first runs our tracker on it).
+
+    python -m memnet_tf.evaluate --dataset=otb100 --dataset_root=/data/OTB100 \
+        --results_dir=results [--trackers=MemTrack,SiamFC] [--report_dir=DIR]
+    python -m memnet_tf.evaluate --dataset=otb2013 --annotations=/data/OTB100.json ...
+    python -m memnet_tf.evaluate --dataset=otb100 --dataset_root=... --checkpoint=runs/x
+
+Prints a table and one `name: success_auc=0.xxx precision=0.xxx ...` line per tracker, and
+writes `scores.json`, `success_plot.png` and `precision_plot.png` to `--report_dir` (default
+`<results_dir>/report`). Problems with single sequences or results files are printed and
+skipped; the exit status is non-zero only when nothing could be scored.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+from memnet_tf import config as config_lib
+from memnet_tf.eval import datasets, ope, report
+
+FLAGS = flags.FLAGS
+
+_TITLES = {"otb100": "OTB-100", "otb2013": "OTB-2013", "vot": "VOT (one pass)",
+           "got10k": "GOT-10k", "lasot": "LaSOT", "synthetic": "synthetic"}
+
+
+def _make_tracker_factory(flag_values):
+    """Hook to our tracker: a picklable zero-argument factory built from the flags.
+
+    It expects `memnet_tf.tracking.tracker.make_tracker_factory(checkpoint=..., saved_model=...,
+    track_config=TrackConfig)` returning a picklable callable (see `ope.run_ope`). The tracking
+    module is imported only here, so scoring never imports TensorFlow.
+    """
+    try:
+        from memnet_tf.tracking import tracker as tracker_lib  # pylint: disable=import-outside-toplevel
+    except ImportError as error:
+        raise RuntimeError(
+            "--checkpoint/--saved_model need memnet_tf.tracking.tracker, which could not be "
+            f"imported ({error}); score existing results without those flags") from error
+    if not hasattr(tracker_lib, "make_tracker_factory"):
+        raise RuntimeError("memnet_tf.tracking.tracker has no make_tracker_factory(checkpoint, "
+                           "saved_model, track_config); cannot run our tracker yet")
+    return tracker_lib.make_tracker_factory(
+        checkpoint=flag_values.checkpoint or None,
+        saved_model=flag_values.saved_model or None,
+        track_config=config_lib.track_config_from_flags(flag_values))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    dataset = FLAGS.dataset
+    if dataset not in datasets.EVAL_DATASETS:
+        raise app.UsageError(f"--dataset={dataset}: evaluate reads one of "
+                             f"{', '.join(datasets.EVAL_DATASETS)}")
+    if not FLAGS.dataset_root and not FLAGS.annotations:
+        raise app.UsageError("give --dataset_root=DIR or --annotations=FILE.json")
+    if FLAGS.checkpoint and FLAGS.saved_model:
+        raise app.UsageError("give either --checkpoint or --saved_model, not both")
+
+    problems = []
+    try:
+        sequences = datasets.load_dataset(dataset, root=FLAGS.dataset_root or None,
+                                          annotations=FLAGS.annotations or None, errors=problems)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if not sequences:
+        print(f"error: no sequence could be loaded from "
+              f"{FLAGS.annotations or FLAGS.dataset_root}", file=sys.stderr)
+        return 1
+    print(f"{_TITLES[dataset]}: {len(sequences)} sequences")
+
+    trackers = list(FLAGS.trackers)
+    if FLAGS.checkpoint or FLAGS.saved_model:
+        factory = _make_tracker_factory(FLAGS)
+        run = ope.run_ope(factory, sequences, FLAGS.results_dir, FLAGS.tracker_name,
+                          num_workers=FLAGS.num_workers)
+        problems.extend(run["failed"].values())
+        if trackers and FLAGS.tracker_name not in trackers:
+            trackers.append(FLAGS.tracker_name)
+
+    try:
+        scores = report.score_results(sequences, FLAGS.results_dir, trackers or None,
+                                      protocol=report.DATASET_PROTOCOLS[dataset])
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    report_dir = FLAGS.report_dir or os.path.join(FLAGS.results_dir, "report")
+    report.write_json(scores, os.path.join(report_dir, "scores.json"))
+    if any(t["overall"] is not None for t in scores["trackers"].values()):
+        report.plot_success(scores, os.path.join(report_dir, "success_plot.png"),
+                            f"Success plots of OPE on {_TITLES[dataset]}")
+        report.plot_precision(scores, os.path.join(report_dir, "precision_plot.png"),
+                              f"Precision plots of OPE on {_TITLES[dataset]}")
+
+    for tracker_scores in scores["trackers"].values():
+        problems.extend(tracker_scores["errors"])
+    if problems:
+        print(f"{len(problems)} problem(s); the affected sequences were skipped:",
+              file=sys.stderr)
+        for message in problems:
+            print(f"  {message}", file=sys.stderr)
+    print(report.format_table(scores))
+    for name, tracker_scores in scores["trackers"].items():
+        print(report.summary_line(name, tracker_scores))
+    print(f"report: {report_dir}")
+    scored = any(t["overall"] is not None for t in scores["trackers"].values())
+    return 0 if scored else 1
+
+
+if __name__ == "__main__":
+    from memnet_tf import flags as memnet_flags
+
+    memnet_flags.define_flags()
+    app.run(main)
