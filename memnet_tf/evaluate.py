@@ -89,6 +89,10 @@ def main(argv):
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if not scores["trackers"]:
+        print(f"error: no tracker results found in {FLAGS.results_dir} (expected "
+              "<results_dir>/<tracker>/<sequence>.txt)", file=sys.stderr)
+        return 1
     report_dir = FLAGS.report_dir or os.path.join(FLAGS.results_dir, "report")
     report.write_json(scores, os.path.join(report_dir, "scores.json"))
     if any(t["overall"] is not None for t in scores["trackers"].values()):

@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 from absl import logging
 
+from memnet_tf.geometry import boxes as boxes_lib
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 # The 50 folders of OTB-2013 (CVPR 2013 benchmark). Jogging holds two targets, hence the
@@ -133,34 +135,27 @@ def boxes_valid(boxes: np.ndarray) -> np.ndarray:
         return np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
 
 
-def polygon_to_xywh(polygons: np.ndarray) -> np.ndarray:
-    """Axis-aligned boxes of the same area and centre as VOT rotated rectangles.
+def polygons_to_boxes(polygons: np.ndarray) -> np.ndarray:
+    """Area-preserving axis-aligned boxes of VOT polygons, NaN where a polygon is unusable.
 
-    The got10k / pysot rule: take the bounding box of the 4 corners, shrink it about the
-    polygon centre by `s = sqrt(A_poly / A_bbox)` (A_poly = product of two adjacent sides), then
-    add 1 to w and h. got10k places the box at `centre - size / 2`, which we follow. Written here
-    because `geometry/boxes.py` did not exist yet when this module was written.
+    `geometry.boxes.polygon_to_xywh` (the got10k toolkit's rule) on every finite polygon with
+    a non-zero extent; the other rows (VOT marks absent targets with NaN) become NaN boxes,
+    i.e. invalid frames, instead of an error.
 
     Args:
-        polygons: `[num_frames, 8]` corners `x1, y1, x2, y2, x3, y3, x4, y4` (NaN rows allowed).
+        polygons: `[num_frames, 8]` corners `x1, y1, x2, y2, x3, y3, x4, y4`.
 
     Returns:
-        `[num_frames, 4]` boxes `[x, y, w, h]`; NaN where the polygon is NaN or degenerate.
+        `[num_frames, 4]` boxes `[x, y, w, h]`.
     """
     polygons = np.asarray(polygons, np.float64).reshape(-1, 8)
     xs, ys = polygons[:, 0::2], polygons[:, 1::2]
-    cx, cy = xs.mean(axis=1), ys.mean(axis=1)
-    x1, x2 = xs.min(axis=1), xs.max(axis=1)
-    y1, y2 = ys.min(axis=1), ys.max(axis=1)
-    side_a = np.linalg.norm(polygons[:, 0:2] - polygons[:, 2:4], axis=1)
-    side_b = np.linalg.norm(polygons[:, 2:4] - polygons[:, 4:6], axis=1)
-    bbox_area = (x2 - x1) * (y2 - y1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.sqrt(side_a * side_b / bbox_area)
-    w = scale * (x2 - x1) + 1
-    h = scale * (y2 - y1) + 1
-    boxes = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
-    boxes[~np.isfinite(boxes).all(axis=1)] = np.nan
+    with np.errstate(invalid="ignore"):
+        usable = (np.all(np.isfinite(polygons), axis=1)
+                  & (xs.max(axis=1) > xs.min(axis=1)) & (ys.max(axis=1) > ys.min(axis=1)))
+    boxes = np.full((len(polygons), 4), np.nan)
+    if usable.any():
+        boxes[usable] = boxes_lib.polygon_to_xywh(polygons[usable], method="got10k")
     return boxes
 
 
@@ -386,7 +381,7 @@ def read_vot(root: str, errors: list[str] | None = None) -> list[Sequence]:
     """Reads a VOT tree (`list.txt` + `<seq>/groundtruth.txt` + frames) or one sequence folder.
 
     Frames are the images directly in the sequence folder (VOT2013-2019) or in `color/`.
-    Polygons become area-preserving axis-aligned boxes (`polygon_to_xywh`); 4-value lines are
+    Polygons become area-preserving axis-aligned boxes (`polygons_to_boxes`); 4-value lines are
     taken as boxes. Per-frame `*.tag` / `*.label` files name the attributes a sequence has.
 
     Args:
@@ -428,7 +423,7 @@ def _read_vot_folder(seq_dir: str, name: str) -> Sequence:
         raise DatasetError(f"{anno_file}: {len(values)} boxes but {len(images)} frames in "
                            f"{os.path.dirname(images[0])}")
     polygons = values if values.shape[1] == 8 else None
-    boxes = polygon_to_xywh(values) if polygons is not None else values
+    boxes = polygons_to_boxes(values) if polygons is not None else values
     attributes = []
     for tag_file in sorted(glob.glob(os.path.join(seq_dir, "*.tag")) +
                            glob.glob(os.path.join(seq_dir, "*.label"))):
@@ -601,7 +596,7 @@ def _read_json_entry(path, root, key, entry, one_based) -> Sequence:
     except (TypeError, ValueError):
         raise DatasetError(f"{where}: 'gt_rect' holds non-numeric values") from None
     polygons = values if width == 8 else None
-    boxes = polygon_to_xywh(values) if polygons is not None else values.copy()
+    boxes = polygons_to_boxes(values) if polygons is not None else values.copy()
     if one_based:
         boxes[:, :2] -= 1.0
         if polygons is not None:

@@ -1,0 +1,118 @@
+"""Tests of `python -m memnet_tf.evaluate` (subprocess) and its tracker hook."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fixtures_eval import REPO_ROOT, shared_data, write_boxes
+from memnet_tf.eval import datasets, report
+
+
+def _run(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "memnet_tf.evaluate", *args], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def _write_results(sequences, results_dir, tracker, noise, seed):
+    rng = np.random.default_rng(seed)
+    for sequence in sequences:
+        boxes = sequence.ground_truth + rng.normal(0, noise, sequence.ground_truth.shape)
+        boxes[:, 2:] = np.abs(boxes[:, 2:]) + 1
+        boxes[:, :2] += sequence.pixel_offset
+        write_boxes(results_dir / tracker / f"{sequence.name}.txt", boxes.round(2))
+
+
+def _printed_scores(stdout):
+    lines = {}
+    for match in re.finditer(r"^(\S+): success_auc=(\d\.\d{3}) precision=(\d\.\d{3})",
+                             stdout, re.M):
+        lines[match.group(1)] = (float(match.group(2)), float(match.group(3)))
+    return lines
+
+
+@pytest.fixture
+def otb_results(tmp_path):
+    root = shared_data("otb_mini")
+    sequences = datasets.load_dataset("otb100", root=str(root))
+    results = tmp_path / "results"
+    _write_results(sequences, results, "Good", noise=2, seed=0)
+    _write_results(sequences, results, "Noisy", noise=15, seed=1)
+    # A results file with a line missing: reported with both counts, the rest still scored.
+    bad = results / "Noisy" / "Couple.txt"
+    bad.write_text("\n".join(bad.read_text().splitlines()[:-1]) + "\n")
+    return root, sequences, results
+
+
+def test_scores_existing_results_table_json_and_plots(otb_results, tmp_path):
+    root, sequences, results = otb_results
+    report_dir = tmp_path / "report"
+    run = _run("--dataset=otb100", f"--dataset_root={root}", f"--results_dir={results}",
+               f"--report_dir={report_dir}")
+    assert run.returncode == 0, run.stderr
+    printed = _printed_scores(run.stdout)
+    assert set(printed) == {"Good", "Noisy"}
+    expected = report.score_results(sequences, str(results), ["Good", "Noisy"])["trackers"]
+    for name, (success, precision) in printed.items():
+        assert success == pytest.approx(expected[name]["overall"]["success_auc"], abs=5e-4)
+        assert precision == pytest.approx(expected[name]["overall"]["precision"], abs=5e-4)
+    assert printed["Good"][0] > printed["Noisy"][0]
+    assert "sequences=5/6" in run.stdout and "sequences=6/6" in run.stdout
+    assert f"{results / 'Noisy' / 'Couple.txt'}: 139 lines of boxes but the sequence has 140 " \
+           "frames" in run.stderr
+    saved = json.loads((report_dir / "scores.json").read_text())
+    assert saved["trackers"]["Good"]["overall"]["success_auc"] == pytest.approx(
+        expected["Good"]["overall"]["success_auc"])
+    assert "Couple" not in saved["trackers"]["Noisy"]["sequences"]
+    assert set(saved["trackers"]["Good"]["attributes"]) >= {"BC", "OPR"}
+    for png in ("success_plot.png", "precision_plot.png"):
+        assert (report_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_otb2013_from_json_and_tracker_selection(otb_results, tmp_path):
+    root, sequences, results = otb_results
+    # A pysot-style JSON of the same sequences, plus one that is not in OTB-2013.
+    entries = {s.name: {"video_dir": s.name.split(".")[0],
+                        "img_names": [os.path.relpath(f, root) for f in s.image_files],
+                        "init_rect": (s.ground_truth[0] + [1, 1, 0, 0]).tolist(),
+                        "gt_rect": (s.ground_truth + [1, 1, 0, 0]).tolist(), "attr": []}
+               for s in sequences}
+    entries["Biker"] = dict(entries["Couple"])
+    annotations = tmp_path / "OTB100.json"
+    annotations.write_text(json.dumps(entries))
+    run = _run("--dataset=otb2013", f"--annotations={annotations}", f"--results_dir={results}",
+               "--trackers=Good", f"--report_dir={tmp_path / 'r2'}")
+    assert run.returncode == 0, run.stderr
+    assert "OTB-2013: 6 sequences" in run.stdout
+    assert set(_printed_scores(run.stdout)) == {"Good"}
+
+
+def test_usage_errors_are_clear(tmp_path):
+    run = _run("--dataset=otb100", f"--results_dir={tmp_path}")
+    assert run.returncode != 0 and "give --dataset_root=DIR or --annotations=FILE.json" in (
+        run.stderr + run.stdout)
+    run = _run("--dataset=otb100", f"--dataset_root={tmp_path / 'nowhere'}",
+               f"--results_dir={tmp_path}")
+    assert run.returncode == 1 and f"{tmp_path / 'nowhere'}: OTB dataset root not found" in (
+        run.stderr)
+
+
+def test_tracker_hook_without_tracking_module(monkeypatch):
+    from absl import flags
+
+    from memnet_tf import evaluate
+    from memnet_tf import flags as memnet_flags
+
+    flag_values = flags.FlagValues()
+    memnet_flags.define_flags(flag_values)
+    flag_values(["evaluate", "--checkpoint=/tmp/run"])
+    monkeypatch.setitem(sys.modules, "memnet_tf.tracking.tracker", None)  # import fails
+    with pytest.raises(RuntimeError, match="need memnet_tf.tracking.tracker"):
+        evaluate._make_tracker_factory(flag_values)
