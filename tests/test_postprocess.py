@@ -53,7 +53,8 @@ class TestBicubic:
 
     @pytest.mark.parametrize("in_size, out_size", [(R, U), (5, 9), (4, 7), (6, 40)])
     def test_matches_tf1_resize_bicubic(self, in_size, out_size):
-        maps = np.random.default_rng(RNG_SEED).normal(size=(3, in_size, in_size)).astype(np.float32)
+        rng = np.random.default_rng(RNG_SEED)
+        maps = rng.normal(size=(3, in_size, in_size)).astype(np.float32)
         expected = tf.compat.v1.image.resize_bicubic(
             maps[..., None], [out_size, out_size], align_corners=True)[..., 0].numpy()
         m = pp.bicubic_upsample_matrix(in_size, out_size)
@@ -210,7 +211,8 @@ class TestDisplacement:
                                              self.SIDE, SEARCH, False)
             assert dx == pytest.approx(k * STRIDE * (self.SIDE - 1) / (SEARCH - 1))
             assert dy == pytest.approx(0.0)
-        dx, _ = pp.peak_to_displacement(centre + 1, centre, U, FACTOR, STRIDE, SEARCH, SEARCH, False)
+        dx, _ = pp.peak_to_displacement(centre + 1, centre, U, FACTOR, STRIDE, SEARCH, SEARCH,
+                                        False)
         assert dx == pytest.approx(8 * 16 / 271)
 
     @pytest.mark.parametrize("k, m", [(0, 0), (2, -1), (-3, 4)])

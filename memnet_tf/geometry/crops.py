@@ -1,4 +1,4 @@
-"""Exemplar/search crop sizes, the scale pyramid, and mean-padded crops (TF fast path, numpy reference).
+"""Exemplar/search crop sizes, the scale pyramid, and mean-padded crops (TF and numpy reference).
 
 Coordinates follow `geometry/boxes.py`: frame pixel column `i` is sampled at x = i. A square
 crop of side `s` centred on `(cx, cy)` samples `out_size` points per axis, from
@@ -133,7 +133,8 @@ def _check_crop_inputs(image: tf.Tensor, center_xy: tf.Tensor, sides: tf.Tensor)
             raise ValueError(f"crop_and_resize: center_xy={center_xy.numpy().tolist()} has "
                              "NaN or Inf")
         side_values = sides.numpy()
-        if side_values.size == 0 or not np.all(np.isfinite(side_values)) or np.any(side_values <= 0):
+        if (side_values.size == 0 or not np.all(np.isfinite(side_values))
+                or np.any(side_values <= 0)):
             raise ValueError(f"crop_and_resize: sides={side_values.tolist()} must be a non-empty "
                              "list of finite positive lengths")
     else:
