@@ -89,7 +89,8 @@ class TestBicubic:
                                    slope * (base + delta + bias)[interior] + intercept, atol=1e-5)
         assert np.abs(bias).max() > 0.04  # the bias is real, not rounding
         # At the border the clamped tap keeps its weight, so the formula no longer holds there.
-        border_error = (m @ ramp)[~interior] - (slope * (base + delta + bias) + intercept)[~interior]
+        predicted = slope * (base + delta + bias) + intercept
+        border_error = (m @ ramp)[~interior] - predicted[~interior]
         assert np.abs(border_error).max() > 1e-3
 
     def test_upsample_responses_shape_dtype_and_values(self):
