@@ -32,10 +32,11 @@ def _make_tracker_factory(flag_values):
 
     It expects `memnet_tf.tracking.tracker.make_tracker_factory(checkpoint=..., saved_model=...,
     track_config=TrackConfig)` returning a picklable callable (see `ope.run_ope`). The tracking
-    module is imported only here, so scoring never imports TensorFlow.
+    module is imported only here.
     """
     try:
-        from memnet_tf.tracking import tracker as tracker_lib  # pylint: disable=import-outside-toplevel
+        # Imported here only: scoring must not pull in TensorFlow.
+        from memnet_tf.tracking import tracker as tracker_lib
     except ImportError as error:
         raise RuntimeError(
             "--checkpoint/--saved_model need memnet_tf.tracking.tracker, which could not be "

@@ -105,7 +105,8 @@ class TestOtbFixtures:
         seq = tmp_path / "Mixed"
         for i in range(1, 4):
             touch(seq / "img" / f"{i:04d}.jpg")
-        (seq / "groundtruth_rect.txt").write_text("11,12\t13 14\n\n21, 22, 23, 24\n31\t32\t33\t34\n")
+        (seq / "groundtruth_rect.txt").write_text(
+            "11,12\t13 14\n\n21, 22, 23, 24\n31\t32\t33\t34\n")
         (sequence,) = datasets.read_otb(str(tmp_path))
         np.testing.assert_array_equal(sequence.ground_truth,
                                       [[10, 11, 13, 14], [20, 21, 23, 24], [30, 31, 33, 34]])

@@ -1,1 +1,1 @@
-"""memnet_tf.eval"""
+"""memnet_tf.eval: benchmark readers, OPE runner, got10k-equal metrics and reports."""

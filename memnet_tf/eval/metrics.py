@@ -86,7 +86,17 @@ def iou(boxes: np.ndarray, ground_truth: np.ndarray,
 
 
 def box_centers(boxes: np.ndarray) -> np.ndarray:
-    """OTB centre `[x + (w - 1) / 2, y + (h - 1) / 2]` of `[num_frames, 4]` boxes -> `[num_frames, 2]`."""
+    """The OTB toolkit's box centres `[x + (w - 1) / 2, y + (h - 1) / 2]`.
+
+    They sit half a pixel before `geometry/boxes.py`'s centre `x + w / 2`; the constant cancels
+    in every centre error, so the formula is kept as the toolkits write it.
+
+    Args:
+        boxes: `[num_frames, 4]` boxes `[x, y, w, h]`.
+
+    Returns:
+        `[num_frames, 2]` centres.
+    """
     boxes = _as_boxes(boxes)
     return boxes[:, :2] + (boxes[:, 2:] - 1) / 2
 

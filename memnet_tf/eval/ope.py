@@ -116,7 +116,8 @@ def track_sequence(tracker, sequence: Sequence) -> tuple[np.ndarray, np.ndarray]
         except TrackingError:
             raise
         except Exception as error:  # noqa: BLE001 - any tracker failure is reported per sequence
-            raise TrackingError(f"{where}: tracker raised {type(error).__name__}: {error}") from error
+            raise TrackingError(
+                f"{where}: tracker raised {type(error).__name__}: {error}") from error
         times[frame] = time.perf_counter() - start
         box = np.asarray(box, np.float64).ravel()
         if box.shape != (4,) or not np.all(np.isfinite(box)):

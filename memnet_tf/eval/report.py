@@ -14,6 +14,15 @@ Protocols (how frames count; the metric definitions are in `metrics.py`):
   first result is kept as written.
 - `got10k`: the first frame is dropped, only frames with the target visible count, boxes are
   clipped to the frame (`Sequence.resolution`), and frames are pooled over all sequences.
+
+Agreement with the toolkits. On the same boxes, `otb` equals got10k's `ExperimentOTB.report`
+and `got10k` equals `ExperimentGOT10k.report` (AO, SR@0.5, speed), which tests check. got10k is
+itself checked against published raw results; we hold none on disk, so that step is not
+repeated here. Known differences from other toolkits, all on invalid ground truth only: the
+OTB MATLAB toolkit and pysot count a frame with a zero-size box as a precision *hit* (error
+-1), got10k and we measure its centre error as for any box; pysot's precision also counts
+frames whose ground-truth centre has a coordinate <= 0 as hits. VOT is scored here as one-pass OPE on the axis-aligned
+boxes, not with the VOT EAO / re-initialisation protocol.
 """
 
 from __future__ import annotations
