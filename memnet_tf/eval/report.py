@@ -21,8 +21,8 @@ itself checked against published raw results; we hold none on disk, so that step
 repeated here. Known differences from other toolkits, all on invalid ground truth only: the
 OTB MATLAB toolkit and pysot count a frame with a zero-size box as a precision *hit* (error
 -1), got10k and we measure its centre error as for any box; pysot's precision also counts
-frames whose ground-truth centre has a coordinate <= 0 as hits. VOT is scored here as one-pass OPE on the axis-aligned
-boxes, not with the VOT EAO / re-initialisation protocol.
+frames whose ground-truth centre has a coordinate <= 0 as hits. VOT is scored here as one-pass
+OPE on the axis-aligned boxes, not with the VOT EAO / re-initialisation protocol.
 """
 
 from __future__ import annotations
