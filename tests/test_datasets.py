@@ -307,3 +307,26 @@ class TestOtherLayouts:
     def test_real_frames_of_fixture_load(self, tmp_path):
         write_image(tmp_path / "grey.jpg", grey=True)
         assert datasets.load_frame(str(tmp_path / "grey.jpg")).shape == (24, 32, 3)
+
+    def test_got10k_test_split_loads_but_cannot_be_scored(self, tmp_path):
+        from memnet_tf.eval import report
+
+        seq = tmp_path / "test" / "GOT-10k_Test_000001"
+        for i in range(1, 4):
+            touch(seq / f"{i:08d}.jpg")
+        write_boxes(seq / "groundtruth.txt", [[1, 2, 10, 10]])  # first box only
+        (tmp_path / "test" / "list.txt").write_text("GOT-10k_Test_000001\n")
+        (sequence,) = datasets.load_dataset("got10k", root=str(tmp_path / "test"))
+        assert sequence.num_frames == 3
+        np.testing.assert_array_equal(sequence.valid, [True, False, False])
+        write_boxes(tmp_path / "results" / "T" / "GOT-10k_Test_000001.txt", [[1, 2, 10, 10]] * 3)
+        scores = report.score_results([sequence], str(tmp_path / "results"), ["T"], "got10k")
+        assert scores["trackers"]["T"]["overall"] is None
+        assert "no frame after the first has a visible target" in scores["trackers"]["T"][
+            "errors"][0]
+
+    def test_synthetic_is_otb_layout(self, tmp_path):
+        written = write_otb_sequence(tmp_path, "synthetic_0001", 3, real_images=False)
+        (sequence,) = datasets.load_dataset("synthetic", root=str(tmp_path))
+        np.testing.assert_array_equal(sequence.ground_truth, written[0] - [1, 1, 0, 0])
+        assert sequence.one_based

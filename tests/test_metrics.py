@@ -235,3 +235,16 @@ class TestScoresEqualGot10kExperiments:
         assert mine["ao"] == pytest.approx(theirs["ao"], abs=1e-12)
         assert mine["sr50"] == pytest.approx(theirs["sr"], abs=1e-12)
         assert mine["fps"] == pytest.approx(theirs["speed_fps"], rel=1e-4)  # times: 6 digits
+
+
+def test_attribute_breakdown_averages_its_sequences(tmp_path):
+    root = str(shared_data("otb_mini"))
+    sequences = datasets.load_dataset("otb100", root=root)
+    _write_noisy_results(sequences, str(tmp_path), "A", seed=9)
+    scores = report.score_results(sequences, str(tmp_path), ["A"])["trackers"]["A"]
+    for attribute in ("BC", "SV", "IPR"):
+        members = [s.name for s in sequences if attribute in s.attributes]
+        expected = np.mean([scores["sequences"][n]["success_auc"] for n in members])
+        assert scores["attributes"][attribute]["num_sequences"] == len(members) > 0
+        assert scores["attributes"][attribute]["success_auc"] == pytest.approx(expected)
+    assert "OCC" not in scores["attributes"]
