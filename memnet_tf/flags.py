@@ -143,6 +143,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("report_dir", "", "evaluate: where the JSON report and plots go "
                         "(default: <results_dir>/report).", **fv)
     flags.DEFINE_string("export_dir", "", "export: the SavedModel folder to write.", **fv)
+    flags.DEFINE_integer("final_eval_sequences", 0, "train: after training, track this many "
+                         "held-out synthetic sequences and print their success AUC next to a "
+                         "'box never moves' baseline (0 = off).", **fv)
 
 
 def this_module_flags(flag_values: flags.FlagValues = flags.FLAGS):

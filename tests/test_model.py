@@ -184,3 +184,13 @@ def test_paper_configuration_parameter_count():
     model = build_model(ModelConfig())
     count = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     assert count == 3_749_440 + 2_303_495
+
+
+def test_checkpoint_holds_every_variable(model, tmp_path):
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    stored = sum(1 for name, _ in tf.train.list_variables(path) if name.startswith("model/"))
+    assert stored == len(model.weights)
+    clone = build_model(model.model_config)
+    tf.train.Checkpoint(model=clone).restore(path).assert_existing_objects_matched()
+    for a, b in zip(model.weights, clone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)

@@ -51,13 +51,21 @@ class LayerNormLSTMCell(keras.layers.Layer):
         self.kernel = self.add_weight(
             name="kernel", shape=(input_size + self.units, 4 * self.units),
             initializer="glorot_uniform")
-        # One gain/shift pair per gate block and one for the cell state.
-        self.gains, self.shifts = {}, {}
+        # One gain/shift pair per gate block and one for the cell state, as plain attributes
+        # (`input_gamma`, ...): tf.train.Checkpoint does not see inside Keras 3 dict wrappers.
         for name in GATES + ("state",):
-            self.gains[name] = self.add_weight(name=f"{name}_gamma", shape=(self.units,),
-                                               initializer="ones")
-            self.shifts[name] = self.add_weight(name=f"{name}_beta", shape=(self.units,),
-                                                initializer="zeros")
+            setattr(self, f"{name}_gamma", self.add_weight(
+                name=f"{name}_gamma", shape=(self.units,), initializer="ones"))
+            setattr(self, f"{name}_beta", self.add_weight(
+                name=f"{name}_beta", shape=(self.units,), initializer="zeros"))
+
+    @property
+    def gains(self):
+        return {name: getattr(self, f"{name}_gamma") for name in GATES + ("state",)}
+
+    @property
+    def shifts(self):
+        return {name: getattr(self, f"{name}_beta") for name in GATES + ("state",)}
 
     def call(self, inputs, states, training=False):
         """One step.
@@ -73,13 +81,14 @@ class LayerNormLSTMCell(keras.layers.Layer):
         cell, hidden = states
         z = tf.matmul(tf.concat([inputs, hidden], axis=-1), self.kernel)
         blocks = dict(zip(GATES, tf.split(z, 4, axis=-1)))
-        normed = {name: layer_norm(blocks[name], self.gains[name], self.shifts[name],
-                                   self.epsilon) for name in GATES}
+        gains, shifts = self.gains, self.shifts
+        normed = {name: layer_norm(blocks[name], gains[name], shifts[name], self.epsilon)
+                  for name in GATES}
         candidate = self.candidate_dropout(tf.tanh(normed["transform"]), training=training)
         new_cell = (cell * tf.sigmoid(normed["forget"] + self.forget_bias)
                     + tf.sigmoid(normed["input"]) * candidate)
         # The official cell carries the normalised cell state.
-        new_cell = layer_norm(new_cell, self.gains["state"], self.shifts["state"], self.epsilon)
+        new_cell = layer_norm(new_cell, self.state_gamma, self.state_beta, self.epsilon)
         new_hidden = tf.tanh(new_cell) * tf.sigmoid(normed["output"])
         return new_hidden, (new_cell, new_hidden)
 

@@ -83,7 +83,7 @@ class ResponseHead(keras.layers.Layer):
         self.epsilon = epsilon
         if kind == "batchnorm":
             self.batch_norm = keras.layers.BatchNormalization(
-                momentum=momentum, epsilon=epsilon, name="bn_response")
+                momentum=momentum, epsilon=epsilon, synchronized=True, name="bn_response")
 
     def build(self, responses_shape):
         if self.kind == "batchnorm":

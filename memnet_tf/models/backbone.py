@@ -39,15 +39,27 @@ class AlexNetBackbone(keras.layers.Layer):
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
         self.input_scale = input_scale
-        self.convs = [
-            keras.layers.Conv2D(c, k, strides=s, groups=g, padding="valid", name=f"conv{i + 1}")
-            for i, (c, (k, s), g) in enumerate(zip(self.channels, _CONV_GEOMETRY, self.groups))
-        ]
-        self.norms = [
-            keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon,
-                                            name=f"conv{i + 1}_bn")
-            for i in range(4)
-        ]
+        # Sub-layers are plain named attributes (conv1..conv5, conv1_bn..conv4_bn): tf.train.Checkpoint
+        # does not see inside Keras 3's list wrappers.
+        for i, (c, (k, s), g) in enumerate(zip(self.channels, _CONV_GEOMETRY, self.groups)):
+            setattr(self, f"conv{i + 1}", keras.layers.Conv2D(
+                c, k, strides=s, groups=g, padding="valid", name=f"conv{i + 1}"))
+        for i in range(4):
+            # Synchronised: with several replicas the statistics are those of the global batch,
+            # as on one device (no effect with a single replica).
+            setattr(self, f"conv{i + 1}_bn", keras.layers.BatchNormalization(
+                momentum=bn_momentum, epsilon=bn_epsilon, synchronized=True,
+                name=f"conv{i + 1}_bn"))
+
+    @property
+    def convs(self):
+        """conv1..conv5."""
+        return [getattr(self, f"conv{i + 1}") for i in range(5)]
+
+    @property
+    def norms(self):
+        """The BatchNorms after conv1..conv4."""
+        return [getattr(self, f"conv{i + 1}_bn") for i in range(4)]
 
     def build(self, images_shape):
         shape = (None, None, None, images_shape[-1])

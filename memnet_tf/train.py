@@ -1,0 +1,95 @@
+"""Trains MemTrack: `python -m memnet_tf.train --flagfile=experiments/quickstart.flags`.
+
+flags -> configs -> datasets -> Trainer.run(); the resolved flags go to `<model_dir>/flags.txt`
+(a valid --flagfile) and the configs to `<model_dir>/config.json`. A restarted run resumes from the
+latest checkpoint of its model_dir.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from memnet_tf import config as config_lib
+from memnet_tf import flags as memnet_flags
+
+FLAGS = flags.FLAGS
+
+
+def _fail(message: str) -> None:
+    print(f"memnet_tf.train: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def build_configs(flag_values):
+    """The four configs from flags; invalid values become one clear line."""
+    try:
+        return (config_lib.model_config_from_flags(flag_values),
+                config_lib.data_config_from_flags(flag_values),
+                config_lib.train_config_from_flags(flag_values),
+                config_lib.track_config_from_flags(flag_values))
+    except ValueError as e:
+        _fail(str(e))
+
+
+def main(argv):
+    if len(argv) > 1:
+        _fail(f"unexpected arguments {argv[1:]} (flags take the form --name=value)")
+    if not FLAGS.model_dir:
+        _fail("--model_dir is required (where checkpoints, logs and flags.txt go)")
+    model_cfg, data_cfg, train_cfg, track_cfg = build_configs(FLAGS)
+
+    import tensorflow as tf  # after flag parsing: `--help` stays fast
+
+    from memnet_tf.data import pipeline
+    from memnet_tf.training.trainer import NonFiniteLossError, Trainer, make_strategy
+
+    os.makedirs(train_cfg.model_dir, exist_ok=True)
+    memnet_flags.write_flagfile(os.path.join(train_cfg.model_dir, "flags.txt"))
+    config_lib.write_atomically(
+        os.path.join(train_cfg.model_dir, "config.json"),
+        config_lib.to_json({"model": model_cfg, "data": data_cfg, "train": train_cfg,
+                            "track": track_cfg}))
+    import keras
+
+    keras.utils.set_random_seed(train_cfg.seed)
+    try:
+        strategy = make_strategy(train_cfg.strategy)
+
+        def train_dataset(start_step):
+            return pipeline.make_dataset(data_cfg, model_cfg, "train",
+                                         seed=train_cfg.seed + start_step)
+
+        def val_dataset():
+            return pipeline.make_dataset(data_cfg, model_cfg, "val", seed=train_cfg.seed)
+
+        # Fail early, with the data's own message, before building the model.
+        pipeline.make_dataset(data_cfg, model_cfg, "train", seed=train_cfg.seed)
+        print(f"training {model_cfg.backbone} x{model_cfg.width_multiplier} "
+              f"(memory {model_cfg.memory_size if model_cfg.use_memory else 'off'}) on "
+              f"{data_cfg.dataset} clips: batch {data_cfg.batch_size} x {data_cfg.time_steps} "
+              f"steps, {strategy.num_replicas_in_sync} replica(s), model_dir "
+              f"{train_cfg.model_dir}", flush=True)
+        trainer = Trainer(model_cfg, data_cfg, train_cfg, train_dataset, val_dataset, strategy)
+        trainer.run(progress=lambda line: print(line, flush=True))
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    except NonFiniteLossError as e:
+        _fail(str(e))
+    except tf.errors.OpError as e:
+        _fail(f"{type(e).__name__}: {e.message.splitlines()[0] if e.message else e}")
+
+    if FLAGS.final_eval_sequences > 0:
+        from memnet_tf.eval import synthetic_benchmark
+
+        synthetic_benchmark.evaluate_after_training(
+            trainer.model, model_cfg, data_cfg, track_cfg, train_cfg.model_dir,
+            FLAGS.final_eval_sequences)
+
+
+if __name__ == "__main__":
+    memnet_flags.define_flags()
+    logging.set_verbosity(logging.WARNING)
+    app.run(main)

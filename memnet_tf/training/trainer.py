@@ -1,0 +1,263 @@
+"""The training loop: a distributed `train_step` returning a logs dict, and a plain Python loop
+that owns cadence (console progress, TensorBoard, checkpoints, validation).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from memnet_tf import config as config_lib
+from memnet_tf.models.loading import restore_backbone
+from memnet_tf.models.memtrack import MemTrack, build_model
+from memnet_tf.training import losses
+from memnet_tf.training import summaries
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy named by `--strategy`."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
+                             "describing the cluster and this worker's task")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"--strategy={name!r}: expected one of {config_lib.STRATEGIES}")
+
+
+def make_optimizer(cfg: config_lib.TrainConfig) -> keras.optimizers.Optimizer:
+    """Adam with the official staircase decay and TF1's epsilon. Clipping is done in train_step."""
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        cfg.learning_rate, cfg.lr_decay_steps, cfg.lr_decay_rate, staircase=True)
+    return keras.optimizers.Adam(learning_rate=schedule, epsilon=cfg.adam_epsilon)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or Inf; the run stops without saving."""
+
+
+class Trainer:
+    """Trains a MemTrack model.
+
+    Args:
+      model_cfg, data_cfg, train_cfg: configuration.
+      train_dataset_fn: `start_step -> tf.data.Dataset` of global batches `(features, targets)`,
+        repeating. Resumed runs get a stream seeded by their start step: reproducible, and not a
+        replay of the batches already trained on (iterators over generated data cannot be saved).
+      val_dataset_fn: optional callable returning a finite validation dataset (same structure).
+      strategy: a tf.distribute strategy (default: the current one).
+    """
+
+    def __init__(self, model_cfg: config_lib.ModelConfig, data_cfg: config_lib.DataConfig,
+                 train_cfg: config_lib.TrainConfig, train_dataset_fn,
+                 val_dataset_fn=None, strategy: tf.distribute.Strategy | None = None):
+        self.model_cfg, self.data_cfg, self.train_cfg = model_cfg, data_cfg, train_cfg
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.val_dataset_fn = val_dataset_fn
+        with self.strategy.scope():
+            self.model: MemTrack = build_model(model_cfg, seed=train_cfg.seed)
+            self.optimizer = make_optimizer(train_cfg)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        if train_cfg.freeze_backbone:
+            # Frozen means fixed weights *and* fixed BatchNorm statistics.
+            self.model.backbone.trainable = False
+        with self.strategy.scope():
+            # Adam's slots are created here, not lazily inside the distributed tf.function.
+            self.optimizer.build(self.model.trainable_variables)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                              step=self.step)
+        self.manager = None
+        if train_cfg.model_dir:
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, train_cfg.model_dir, max_to_keep=train_cfg.keep_checkpoints)
+        self.train_dataset_fn = train_dataset_fn
+        self._train_step_fn = None
+        self._eval_step_fn = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def restore_or_initialize(self) -> str | None:
+        """Resumes from the latest checkpoint of model_dir, else warm-starts the backbone.
+
+        Returns:
+          the checkpoint resumed from, or None for a fresh run.
+        """
+        if self.manager is not None and self.manager.latest_checkpoint:
+            path = self.manager.latest_checkpoint
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+            return path
+        if self.train_cfg.init_backbone:
+            restore_backbone(self.model, self.train_cfg.init_backbone)
+        return None
+
+    # ------------------------------------------------------------------ steps
+
+    def _losses(self, outputs, targets, num_maps):
+        logistic = losses.balanced_logistic_loss(outputs["response"], targets["label"],
+                                                 targets["weight"], num_maps=num_maps)
+        return logistic
+
+    def compute_gradients(self, features, targets):
+        """Globally summed and clipped gradients of this replica's batch, with the step's logs.
+
+        Returns:
+          grads: one per trainable variable, equal on every replica.
+          logs: scalar logs of this replica (sum over replicas for the global values).
+        """
+        replicas = self.strategy.num_replicas_in_sync
+        global_maps = tf.cast(tf.shape(features["exemplar"])[0] * replicas
+                              * tf.shape(features["exemplar"])[1], tf.float32)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            outputs = self.model(features, training=True)
+            logistic = self._losses(outputs, targets, global_maps)
+            # Each replica adds its share, so the all-reduced gradient has the decay once.
+            regularization = losses.weight_decay_loss(
+                variables, self.train_cfg.weight_decay) / replicas
+            loss = logistic + regularization
+        grads = tape.gradient(loss, variables)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        # Keras clips per replica before summing; clipping must see the global gradient, so sum
+        # here and clip (the caller hands the optimiser 1/replicas of it for its own sum).
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        grads, grad_norm = tf.clip_by_global_norm(grads, self.train_cfg.clip_norm)
+        logs = {
+            "loss/total": loss,
+            "loss/logistic": logistic,
+            "loss/regularization": regularization,
+            "gradient_norm": grad_norm / replicas,
+            "metrics/center_dist_error": losses.center_distance_error(outputs["response"])
+            / replicas,
+        }
+        return grads, logs
+
+    def _replica_train_step(self, features, targets):
+        replicas = self.strategy.num_replicas_in_sync
+        grads, logs = self.compute_gradients(features, targets)
+        self.optimizer.apply_gradients(
+            zip([g / replicas for g in grads], self.model.trainable_variables))
+        return logs
+
+    def train_step(self, iterator) -> dict:
+        """One optimiser step on the next global batch; returns scalar logs."""
+        if self._train_step_fn is None:
+            @tf.function
+            def step_fn(iterator):
+                features, targets = next(iterator)
+                per_replica = self.strategy.run(self._replica_train_step,
+                                                args=(features, targets))
+                return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                        for k, v in per_replica.items()}
+            self._train_step_fn = step_fn
+        return self._train_step_fn(iterator)
+
+    def eval_step(self, features, targets) -> dict:
+        """Validation logs of one batch (inference mode)."""
+        if self._eval_step_fn is None:
+            @tf.function
+            def eval_fn(features, targets):
+                outputs = self.model(features, training=False)
+                return {
+                    "loss/logistic": self._losses(outputs, targets, None),
+                    "metrics/center_dist_error": losses.center_distance_error(
+                        outputs["response"]),
+                }
+            self._eval_step_fn = eval_fn
+        return self._eval_step_fn(features, targets)
+
+    def predict_diagnostics(self, features) -> dict:
+        """Outputs and diagnostics on a batch, for image summaries."""
+        return self.model(features, training=False)
+
+    # ------------------------------------------------------------------ loop
+
+    def validate(self) -> dict:
+        """Mean validation logs over `validation_steps` batches."""
+        totals, count = {}, 0
+        for features, targets in self.val_dataset_fn().take(self.train_cfg.validation_steps):
+            for k, v in self.eval_step(features, targets).items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            count += 1
+        return {k: v / max(count, 1) for k, v in totals.items()}
+
+    def save(self) -> str | None:
+        if self.manager is None:
+            return None
+        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def run(self, progress=print) -> dict:
+        """Trains to `train_steps`, resuming if possible. Returns the last logs."""
+        cfg = self.train_cfg
+        resumed = self.restore_or_initialize()
+        start = int(self.step.numpy())
+        if resumed:
+            progress(f"resumed from {resumed} at step {start}")
+        if start >= cfg.train_steps:
+            progress(f"already at step {start} >= train_steps={cfg.train_steps}")
+            return {}
+        writers = summaries.Writers(cfg.model_dir) if cfg.model_dir else None
+        image_batch = None
+        if writers is not None and self.val_dataset_fn is not None:
+            image_batch = next(iter(self.val_dataset_fn().take(1)))
+        iterator = iter(self.strategy.experimental_distribute_dataset(
+            self.train_dataset_fn(start)))
+        global_batch = self.data_cfg.batch_size
+        logs, tic, last_step, run_start = {}, time.time(), start, time.time()
+        for step in range(start + 1, cfg.train_steps + 1):
+            logs = {k: float(v) for k, v in self.train_step(iterator).items()}
+            self.step.assign(step)
+            if not math.isfinite(logs["loss/total"]):
+                raise NonFiniteLossError(
+                    f"step {step}: loss is {logs['loss/total']} (logistic "
+                    f"{logs['loss/logistic']}, regularisation {logs['loss/regularization']}); "
+                    f"stopping without saving. Last good checkpoint: "
+                    f"{self.manager.latest_checkpoint if self.manager else None}")
+            if step % cfg.log_every == 0 or step == cfg.train_steps:
+                now = time.time()
+                rate = (step - last_step) / max(now - tic, 1e-9)
+                eta = (cfg.train_steps - step) / max(rate, 1e-9)
+                progress(f"step {step}/{cfg.train_steps}  loss {logs['loss/total']:.4f}  "
+                         f"logistic {logs['loss/logistic']:.4f}  "
+                         f"centre err {logs['metrics/center_dist_error']:.1f}px  "
+                         f"{rate:.2f} steps/s  ETA {_duration(eta)}")
+                logs["perf/steps_per_sec"] = rate
+                logs["perf/examples_per_sec"] = rate * global_batch
+                tic, last_step = now, step
+            if writers is not None:
+                if step % cfg.summary_every == 0 or step == cfg.train_steps:
+                    lr = float(self.optimizer.learning_rate)
+                    writers.scalars("train", {**logs, "learning_rate": lr}, step)
+                if image_batch is not None and (step % cfg.image_summary_every == 0
+                                                or step == cfg.train_steps):
+                    outputs = self.predict_diagnostics(image_batch[0])
+                    writers.images(image_batch, outputs, step)
+            if self.val_dataset_fn is not None and (step % cfg.validate_every == 0
+                                                    or step == cfg.train_steps):
+                val_logs = self.validate()
+                progress(f"validation at step {step}: " + "  ".join(
+                    f"{k} {v:.4f}" for k, v in val_logs.items()))
+                if writers is not None:
+                    writers.scalars("validation", val_logs, step)
+            if step % cfg.checkpoint_every == 0 or step == cfg.train_steps:
+                path = self.save()
+                if path:
+                    progress(f"saved {path}")
+        if writers is not None:
+            writers.flush()
+        progress(f"trained {cfg.train_steps - start} steps in {_duration(time.time() - run_start)}")
+        return logs
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
