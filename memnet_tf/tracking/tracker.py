@@ -1,0 +1,472 @@
+"""MemTracker: the MemTrack inference loop (spec section 8) behind the got10k tracker contract.
+
+Contract (got10k `Tracker`): `init(image, box)` then `update(image) -> box` per frame, boxes
+`[x, y, w, h]` 0-based top-left in frame pixels (`geometry/boxes.py`), images RGB uint8
+`[height, width, 3]` numpy arrays or PIL images; greyscale `[height, width]` or
+`[height, width, 1]` frames are expanded to 3 channels, and frames may change size. `track()`
+and `name` make an instance usable directly in got10k experiments (`ExperimentOTB.run`).
+
+One frame, as the code runs it:
+1. numpy: the target centre `pos`, size `sz`, exemplar side s_z = sqrt((w + p)(h + p)) with
+   p = context * (w + h), search side s_x = s_z * 255 / 127, and the pyramid sides
+   round(s_x * 1.05^{-1, 0, 1}).
+2. One `tf.function` with a fixed input signature (it traces once, whatever the frame size):
+   the write exemplar cut from the *previous* frame at `pos` with side s_z and the search crops
+   cut from the current frame (`geometry/crops.py`, mean padding); one backbone call for the
+   single exemplar (encoded once, shared by the scales) and one for the search crops;
+   `MemTrack.step_features` runs one controller/memory step per scale and the response head.
+3. numpy (`tracking/postprocess.py`): x16 bicubic up-sampling, scale penalty, scale choice,
+   normalisation and cosine window, peak -> displacement, damped size update, then the clamps
+   this tracker adds (size within [min_scale, max_scale] x the first size and at most the
+   frame; centre inside the frame).
+4. Only the winning scale's recurrent state is kept and tiled back to `num_scales` copies.
+
+`TrackConfig.official_quirks` selects the official sub-pixel conventions (peak centre 136,
+8/16 px per up-sampled pixel, s / n frame pixels per crop pixel, crops normalised by H') or the
+exact ones; see WORKSPACE.md, "Tracking".
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from memnet_tf import config as config_lib
+from memnet_tf.geometry import boxes as boxes_lib
+from memnet_tf.geometry import crops
+from memnet_tf.layers import states
+from memnet_tf.layers.states import MemTrackState
+from memnet_tf.models.backbone import TOTAL_STRIDE
+from memnet_tf.tracking import postprocess
+
+
+class TargetEstimate(NamedTuple):
+    """The outcome of post-processing one frame's responses.
+
+    Attributes:
+        center_xy: `[2]` new target centre (cx, cy) in frame pixels, inside the frame.
+        size_wh: `[2]` new target size (w, h), damped and clamped.
+        best_scale: index of the winning scale.
+        peak_xy: (px, py) peak in the up-sampled map of the winning scale.
+        upsampled: `[U, U]` up-sampled response of the winning scale (for display).
+    """
+
+    center_xy: np.ndarray
+    size_wh: np.ndarray
+    best_scale: int
+    peak_xy: tuple[int, int]
+    upsampled: np.ndarray
+
+
+def to_float_frame(image, name: str = "image") -> np.ndarray:
+    """Converts a frame to float32 `[height, width, 3]` in [0, 1].
+
+    Args:
+        image: RGB uint8 `[height, width, 3]`, greyscale uint8 `[height, width]` or
+            `[height, width, 1]`, a PIL image (any mode; converted to RGB), or a float array of
+            those shapes with values in [0, 1].
+        name: what the image is, for error messages (e.g. its file name).
+
+    Returns:
+        float32 `[height, width, 3]` frame in [0, 1].
+
+    Raises:
+        ValueError: naming `name`, for an empty image, a shape that is not a 1- or 3-channel
+            image, an unsupported dtype, or float values that are not finite or not in [0, 1].
+    """
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        image = np.asarray(image)
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ValueError(f"{name}: expected an RGB [height, width, 3] or greyscale "
+                         f"[height, width(, 1)] image, got shape {array.shape}")
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ValueError(f"{name}: empty image, shape {array.shape}")
+    if array.dtype == np.uint8:
+        frame = array.astype(np.float32) * np.float32(1.0 / 255.0)
+    elif np.issubdtype(array.dtype, np.floating):
+        frame = array.astype(np.float32)
+        if not np.all(np.isfinite(frame)):
+            raise ValueError(f"{name}: image has NaN or Inf values")
+        low, high = float(frame.min()), float(frame.max())
+        if low < 0.0 or high > 1.0:
+            raise ValueError(f"{name}: float images must have values in [0, 1], got "
+                             f"[{low:g}, {high:g}] (pass 0-255 images as uint8)")
+    else:
+        raise ValueError(f"{name}: expected a uint8 (0-255) or float (0-1) image, got dtype "
+                         f"{array.dtype}")
+    if frame.shape[2] == 1:
+        frame = np.repeat(frame, 3, axis=2)
+    return frame
+
+
+def upsample_responses(responses, factor: int) -> np.ndarray:
+    """`postprocess.upsample_responses` as two matrix products (same numbers, ~100x faster).
+
+    `postprocess.upsample_responses` contracts three operands in one `np.einsum` without
+    `optimize`, which costs ~80 ms per frame for 3 x 17 x 17 -> 272 x 272; two batched matmuls
+    with the same legacy-bicubic matrices take under a millisecond.
+
+    Args:
+        responses: `[num_scales, R, R]` response maps.
+        factor: up-sampling factor (16).
+
+    Returns:
+        `[num_scales, R * factor, R * factor]` maps, float32 for float32 input.
+
+    Raises:
+        ValueError: a non-3-D input or NaN/Inf responses.
+    """
+    maps = np.asarray(responses)
+    if maps.ndim != 3:
+        raise ValueError(f"responses: expected [num_scales, height, width], got {maps.shape}")
+    if not np.all(np.isfinite(maps)):
+        raise ValueError("responses: the network produced NaN or Inf")
+    rows = postprocess.bicubic_upsample_matrix(maps.shape[1], maps.shape[1] * factor)
+    cols = postprocess.bicubic_upsample_matrix(maps.shape[2], maps.shape[2] * factor)
+    upsampled = rows @ maps.astype(np.float64) @ cols.T
+    return upsampled.astype(np.float32 if maps.dtype == np.float32 else np.float64)
+
+
+def estimate_target(responses, center_xy, size_wh, initial_size_wh, search_sides, frame_wh,
+                    track_config: config_lib.TrackConfig, search_size: int,
+                    window: np.ndarray | None = None,
+                    total_stride: int = TOTAL_STRIDE) -> TargetEstimate:
+    """Post-processes one frame's responses into the new target centre and size (numpy, pure).
+
+    Steps (spec section 8, then the clamps of this tracker):
+    up-sample every map x`upsample_factor`; pick the scale with the highest peak after
+    multiplying the non-centre maps by `scale_penalty`; normalise that map and blend it with the
+    cosine window; convert its peak to a displacement in frame pixels; damp the size update;
+    clamp the size to [min_scale, max_scale] x the first-frame size and to the frame; clamp the
+    centre into the frame.
+
+    Args:
+        responses: `[num_scales, R, R]` response logits, scales in increasing order.
+        center_xy: `[2]` current target centre (cx, cy), frame pixels.
+        size_wh: `[2]` current target size (w, h).
+        initial_size_wh: `[2]` first-frame target size (w, h).
+        search_sides: `[num_scales]` side in frame pixels of each search crop
+            (round(s_x * scale)).
+        frame_wh: (W, H) of the current frame.
+        track_config: the tracking hyper-parameters.
+        search_size: n, side of a search crop in pixels (255).
+        window: `[U, U]` cosine window (`postprocess.hann_window(U)`); built when None.
+        total_stride: search-crop pixels per response cell (8).
+
+    Returns:
+        A `TargetEstimate`.
+    """
+    cfg = track_config
+    upsampled = upsample_responses(responses, cfg.upsample_factor)
+    size_up = upsampled.shape[-1]
+    if window is None:
+        window = postprocess.hann_window(size_up)
+    best = postprocess.select_scale(upsampled, cfg.scale_penalty)
+    px, py = postprocess.locate_peak(upsampled[best], cfg.window_influence, window)
+    dx, dy = postprocess.peak_to_displacement(
+        px, py, size_up, cfg.upsample_factor, total_stride, float(search_sides[best]),
+        search_size, cfg.official_quirks)
+    frame = np.asarray(frame_wh, np.float64)
+    center = postprocess.clamp_center_to_frame(np.asarray(center_xy, np.float64) + [dx, dy],
+                                               frame)
+    scale = crops.scale_factors(cfg.num_scales, cfg.scale_step)[best]
+    size = postprocess.update_size(size_wh, scale, cfg.scale_damping)
+    size = postprocess.clamp_size(size, initial_size_wh, cfg.min_scale, cfg.max_scale)
+    # A target larger than the frame only widens the search region around the whole image.
+    size = np.minimum(size, frame)
+    return TargetEstimate(center, size, int(best), (px, py), upsampled[best])
+
+
+class MemTracker:
+    """The MemTrack tracker around an in-process `MemTrack` model.
+
+    Args:
+        model: a built `MemTrack` (any configuration, including the SiamFC mode
+            `use_memory=False`, whose state simply never changes).
+        track_config: tracking hyper-parameters; `TrackConfig()` (the paper's) when None.
+        name: the name got10k experiments store results under.
+
+    Attributes:
+        name: as given.
+        is_deterministic: True (got10k runs deterministic trackers once).
+        state: the `MemTrackState` kept after the last frame, batch `num_scales`.
+        debug: after `update`, a dict with `best_scale`, `peak` (px, py), `responses`
+            `[num_scales, R, R]`, `upsampled` `[U, U]` (winning scale), and, with memory,
+            `read_weights` `[num_scales, N]` (before the state selection).
+    """
+
+    def __init__(self, model, track_config: config_lib.TrackConfig | None = None,
+                 name: str = "MemTrack"):
+        self.model = model
+        self.track_config = track_config or config_lib.TrackConfig()
+        self.name = name
+        self.is_deterministic = True
+        model_cfg = model.model_config
+        cfg = self.track_config
+        self._exemplar_size = model_cfg.exemplar_size
+        self._search_size = model_cfg.search_size
+        self._scales = crops.scale_factors(cfg.num_scales, cfg.scale_step)
+        self._window = postprocess.hann_window(model_cfg.response_size * cfg.upsample_factor)
+        image_spec = tf.TensorSpec([None, None, 3], tf.float32)
+        state_spec = states.state_specs(model_cfg.hidden_size, model_cfg.memory_size,
+                                        model_cfg.template_size, model_cfg.feature_channels,
+                                        batch_size=cfg.num_scales)
+        # Fixed signatures: one trace each for every frame size (checked by the tests).
+        self._initialize_fn = tf.function(self._initialize_graph, input_signature=[
+            image_spec, tf.TensorSpec([2], tf.float32), tf.TensorSpec([1], tf.float32)])
+        self._frame_step_fn = tf.function(self._frame_step_graph, input_signature=[
+            image_spec, image_spec, tf.TensorSpec([2], tf.float32),
+            tf.TensorSpec([1], tf.float32), tf.TensorSpec([cfg.num_scales], tf.float32),
+            state_spec])
+        self.state = None
+        self.debug = {}
+        self._previous = None
+
+    # ------------------------------------------------------------------ graph parts
+
+    def _initialize_graph(self, image, center_xy, exemplar_side):
+        """`[H, W, 3]` first frame -> the initial state tiled to `[num_scales, ...]`."""
+        exemplar = crops.crop_and_resize(image, center_xy, exemplar_side, self._exemplar_size,
+                                         self.track_config.official_quirks)
+        return states.tile(self.model.initialize(exemplar), self.track_config.num_scales)
+
+    def crop(self, previous, current, center_xy, exemplar_side, search_sides):
+        """The write exemplar and the search pyramid of one frame (TF).
+
+        Args:
+            previous: `[H0, W0, 3]` previous frame (the exemplar to write is cut from it).
+            current: `[H, W, 3]` current frame.
+            center_xy: `[2]` target centre.
+            exemplar_side: `[1]` s_z.
+            search_sides: `[num_scales]` search crop sides.
+
+        Returns:
+            (`[1, E, E, 3]` exemplar crop, `[num_scales, S, S, 3]` search crops).
+        """
+        quirks = self.track_config.official_quirks
+        exemplar = crops.crop_and_resize(previous, center_xy, exemplar_side,
+                                         self._exemplar_size, quirks)
+        search = crops.crop_and_resize(current, center_xy, search_sides, self._search_size,
+                                       quirks)
+        return exemplar, search
+
+    def network_step(self, exemplar, search, state):
+        """The network part of a frame: backbone and one recurrent step per scale (TF).
+
+        The exemplar is encoded once and shared by all scales (the official code encodes it
+        once per scale; the features are identical). Tests override this to replace the
+        network by an oracle and check the tracking geometry alone.
+
+        Args:
+            exemplar: `[1, E, E, 3]` exemplar crop cut at the previous box.
+            search: `[num_scales, S, S, 3]` search crops.
+            state: `MemTrackState` with batch `num_scales`.
+
+        Returns:
+            (`[num_scales, R, R]` responses, new `MemTrackState`, diagnostics dict).
+        """
+        write_template = self.model.encode(exemplar)
+        search_features = self.model.encode(search)
+        return self.model.step_features(write_template, search_features, state)
+
+    def _frame_step_graph(self, previous, current, center_xy, exemplar_side, search_sides,
+                          state):
+        exemplar, search = self.crop(previous, current, center_xy, exemplar_side, search_sides)
+        return self.network_step(exemplar, search, state)
+
+    @property
+    def frame_step_tracing_count(self) -> int:
+        """How many times the per-frame `tf.function` has been traced (1 after any frame)."""
+        return self._frame_step_fn.experimental_get_tracing_count()
+
+    # ------------------------------------------------------------------ got10k contract
+
+    def init(self, image, box) -> None:
+        """Starts a sequence.
+
+        Args:
+            image: first frame (see `to_float_frame` for the accepted forms).
+            box: `[x, y, w, h]` target box, 0-based, top-left, frame pixels.
+
+        Raises:
+            ValueError: a bad image, or a box that is not 4 finite numbers, has zero or
+                negative size, or lies completely outside the frame.
+        """
+        frame = to_float_frame(image, "init image")
+        box = boxes_lib.validate_box(box, frame.shape, "init box")
+        center = boxes_lib.xywh_to_center(box)
+        self._center = np.array([center.cx, center.cy], np.float64)
+        self._size = np.array([center.w, center.h], np.float64)
+        self._initial_size = self._size.copy()
+        self._update_sides()
+        current = tf.constant(frame)
+        self.state = self._initialize_fn(current, self._center.astype(np.float32),
+                                         np.array([self._exemplar_side], np.float32))
+        self._previous = current
+        self.debug = {}
+
+    def update(self, image) -> np.ndarray:
+        """Tracks the target into the next frame.
+
+        Args:
+            image: the next frame (see `to_float_frame`); its size may differ from the last.
+
+        Returns:
+            float64 `[4]` box `[x, y, w, h]` (0-based), clipped to the frame.
+
+        Raises:
+            RuntimeError: called before `init`.
+            ValueError: a bad image.
+        """
+        if self.state is None:
+            raise RuntimeError(f"{self.name}: update() called before init()")
+        frame = to_float_frame(image, "image")
+        current = tf.constant(frame)
+        search_sides = np.maximum(crops.search_sides(self._search_side, self._scales), 1.0)
+        responses, new_state, diagnostics = self._frame_step_fn(
+            self._previous, current, self._center.astype(np.float32),
+            np.array([self._exemplar_side], np.float32), search_sides.astype(np.float32),
+            self.state)
+        responses = responses.numpy()
+        estimate = estimate_target(
+            responses, self._center, self._size, self._initial_size, search_sides,
+            (frame.shape[1], frame.shape[0]), self.track_config, self._search_size,
+            window=self._window)
+        # Keep only the winner's state (LSTM, memory, weights, gates, usage, T_0).
+        self.state = states.tile(states.select(new_state, estimate.best_scale),
+                                 self.track_config.num_scales)
+        self._center, self._size = estimate.center_xy, estimate.size_wh
+        self._update_sides()
+        self._previous = current
+        self.debug = {"best_scale": estimate.best_scale, "peak": estimate.peak_xy,
+                      "responses": responses, "upsampled": estimate.upsampled}
+        if "read_weights" in diagnostics:
+            self.debug["read_weights"] = diagnostics["read_weights"].numpy()
+        return self.box(frame.shape)
+
+    def box(self, frame_shape=None) -> np.ndarray:
+        """The current box `[x, y, w, h]`, clipped to a frame of `frame_shape` when given."""
+        box = boxes_lib.center_to_xywh(np.concatenate([self._center, self._size]))
+        return box if frame_shape is None else boxes_lib.clip_box_to_frame(box, frame_shape)
+
+    def track(self, img_files, box, visualize: bool = False):
+        """got10k's `Tracker.track`: runs over image files, timing every frame.
+
+        Args:
+            img_files: frame paths in order.
+            box: `[x, y, w, h]` first-frame box (0-based).
+            visualize: accepted for got10k compatibility and ignored (see
+                `python -m memnet_tf.track --output_video`).
+
+        Returns:
+            (`[num_frames, 4]` boxes, `[num_frames]` seconds per frame).
+        """
+        del visualize
+        from PIL import Image  # only this got10k-style entry point decodes files
+
+        boxes = np.zeros((len(img_files), 4))
+        times = np.zeros(len(img_files))
+        boxes[0] = box
+        for index, path in enumerate(img_files):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{path}: frame file not found")
+            with Image.open(path) as opened:
+                image = opened.convert("RGB")
+            start = time.perf_counter()
+            if index == 0:
+                self.init(image, box)
+            else:
+                boxes[index] = self.update(image)
+            times[index] = time.perf_counter() - start
+        return boxes, times
+
+    def _update_sides(self) -> None:
+        """s_z and s_x from the current size (spec section 8)."""
+        self._exemplar_side = float(crops.exemplar_side(self._size[0], self._size[1],
+                                                        self.track_config.context))
+        self._search_side = float(crops.search_side(self._exemplar_side, self._exemplar_size,
+                                                    self._search_size))
+
+
+# One model per process, shared by every tracker the factory makes (OPE workers reuse it).
+_MODEL_CACHE: dict[str, tuple] = {}
+_MODEL_CACHE_LOCK = threading.Lock()
+
+
+def _load_cached(checkpoint: str):
+    from memnet_tf.models import loading  # imported lazily: factories are built without TF work
+
+    key = os.path.abspath(checkpoint)
+    with _MODEL_CACHE_LOCK:
+        if key not in _MODEL_CACHE:
+            _MODEL_CACHE[key] = loading.load_model(checkpoint)
+        return _MODEL_CACHE[key]
+
+
+class TrackerFactory:
+    """A picklable zero-argument callable that returns a fresh `MemTracker`.
+
+    It holds only paths and the track config; the model is loaded lazily, once per process,
+    in the process that calls it (OPE workers started with 'spawn').
+
+    Args:
+        checkpoint: run folder or checkpoint prefix (`models.loading.load_model`).
+        track_config: tracking hyper-parameters; None = the run's flags.txt values.
+        name: tracker name.
+    """
+
+    def __init__(self, checkpoint: str, track_config: config_lib.TrackConfig | None = None,
+                 name: str = "MemTrack"):
+        self.checkpoint = checkpoint
+        self.track_config = track_config
+        self.name = name
+
+    def __call__(self) -> MemTracker:
+        model, run_flag_values = _load_cached(self.checkpoint)
+        track_config = self.track_config or config_lib.track_config_from_flags(run_flag_values)
+        return MemTracker(model, track_config, name=self.name)
+
+    def __repr__(self):
+        return f"TrackerFactory(checkpoint={self.checkpoint!r})"
+
+
+def make_tracker_factory(checkpoint: str | None = None, saved_model: str | None = None,
+                         track_config: config_lib.TrackConfig | None = None,
+                         name: str = "MemTrack") -> TrackerFactory:
+    """A picklable factory of `MemTracker`s for `eval.ope.run_ope` and `memnet_tf.evaluate`.
+
+    Args:
+        checkpoint: run folder or checkpoint prefix.
+        saved_model: an exported SavedModel (not supported yet).
+        track_config: tracking hyper-parameters; None = the run's flags.txt values.
+        name: tracker name.
+
+    Returns:
+        A `TrackerFactory`.
+
+    Raises:
+        ValueError: neither or both of `checkpoint` and `saved_model`.
+        NotImplementedError: `saved_model` (tracking from an export comes with `export.py`).
+    """
+    if bool(checkpoint) == bool(saved_model):
+        raise ValueError("give exactly one of checkpoint (a run folder or checkpoint prefix) "
+                         "and saved_model")
+    if saved_model:
+        raise NotImplementedError(
+            f"{saved_model}: tracking from a SavedModel is not implemented yet; use "
+            "--checkpoint=<run folder> instead")
+    return TrackerFactory(checkpoint, track_config, name)
+
+
+__all__ = ["MemTracker", "MemTrackState", "TargetEstimate", "TrackerFactory", "estimate_target",
+           "make_tracker_factory", "to_float_frame"]
