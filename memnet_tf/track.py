@@ -391,6 +391,11 @@ def load_tracking_model(checkpoint: str, flag_values):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.checkpoint:
+        # Checked here: absl's required-flag check cannot see an empty-string default.
+        print("error: --checkpoint is required (a run folder or a checkpoint prefix)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         source = select_source(FLAGS.video, FLAGS.images, FLAGS.sequence)
         init_box = parse_box(FLAGS.init_box) if FLAGS.init_box else None
@@ -423,5 +428,4 @@ if __name__ == "__main__":
     from memnet_tf import flags as memnet_flags
 
     memnet_flags.define_flags()
-    flags.mark_flag_as_required("checkpoint")
     app.run(main)
