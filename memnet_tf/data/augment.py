@@ -1,0 +1,122 @@
+"""Stretch-and-translate augmentation of exemplar and search crops (spec 7.3), stateless.
+
+Every random draw is `tf.random.stateless_uniform` keyed by an explicit seed, so a clip's
+augmentation depends only on (seed, clip index) and batches are reproducible whatever the
+parallelism of the pipeline.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def stretch_translate_windows(uniforms: tf.Tensor, out_size: int, patch_size: int,
+                              max_stretch: float, max_shift: float) -> tf.Tensor:
+    """Crop windows in patch pixels from U(-1, 1) draws (official `_translate_and_strech`).
+
+    Per axis: side = round(min((1 + max_stretch * u) * out_size, patch_size)); the window is centred
+    in the patch and its start is moved by max_range * u' with
+    max_range = min(max_shift, (patch_size - side) / 2).
+
+    Args:
+        uniforms: `[num_crops, 4]` draws in [-1, 1]: stretch (y, x), then shift (y, x).
+        out_size: side of the output crop (E or S).
+        patch_size: side of the patch (P).
+        max_stretch: relative stretch (0.1 exemplar, 0.05 search).
+        max_shift: pixels of translation (8 exemplar, 4 search).
+
+    Returns:
+        float32 `[num_crops, 4]` windows `[y0, x0, side_h, side_w]`: the crop covers patch pixel
+        centres y0 .. y0 + side_h - 1 (and likewise for x).
+    """
+    uniforms = tf.cast(uniforms, tf.float32)
+    size = float(patch_size)
+    side = tf.round(tf.minimum((1.0 + max_stretch * uniforms[:, 0:2]) * out_size, size))
+    shift_range = tf.minimum(float(max_shift), (size - side) / 2.0)
+    start = (size - side) / 2.0 + shift_range * uniforms[:, 2:4]
+    return tf.concat([start, side], axis=1)
+
+
+def crop_windows(patches: tf.Tensor, windows: tf.Tensor, out_size: int) -> tf.Tensor:
+    """Bilinearly resamples each window of its patch to `out_size` (crop_and_resize).
+
+    Args:
+        patches: `[num_crops, P, P, 3]` uint8 or float patches.
+        windows: float32 `[num_crops, 4]` from `stretch_translate_windows`.
+        out_size: side of the output crop.
+
+    Returns:
+        float32 `[num_crops, out_size, out_size, 3]` in [0, 1] (uint8 input) or the input range.
+    """
+    size = tf.cast(tf.shape(patches)[1], tf.float32)
+    start, side = windows[:, 0:2], windows[:, 2:4]
+    # crop_and_resize maps normalised y in [y1, y2] to pixel centres y * (P - 1).
+    normalised = tf.concat([start, start + side - 1.0], axis=1) / (size - 1.0)
+    crops = tf.image.crop_and_resize(patches, normalised, tf.range(tf.shape(patches)[0]),
+                                     [out_size, out_size], method="bilinear")
+    if patches.dtype == tf.uint8:
+        crops = crops / 255.0
+    return crops
+
+
+def transform_boxes(boxes: tf.Tensor, windows: tf.Tensor, out_size: int) -> tf.Tensor:
+    """Maps `[x1, y1, x2, y2]` patch-pixel boxes into crop pixels of their windows.
+
+    Crop pixel i samples patch pixel start + i * (side - 1) / (out - 1), so a patch coordinate p
+    goes to (p - start) * (out - 1) / (side - 1). (The official code scales by out / side; the
+    difference is below 0.1 px at the box edges and this one is exactly consistent with the image.)
+
+    Args:
+        boxes: `[num_crops, 4]` boxes in patch pixels.
+        windows: `[num_crops, 4]` from `stretch_translate_windows`.
+        out_size: side of the output crop.
+
+    Returns:
+        float32 `[num_crops, 4]` boxes in crop pixels.
+    """
+    start_yx, side_hw = windows[:, 0:2], windows[:, 2:4]
+    start_xy = tf.reverse(start_yx, axis=[1])
+    scale_xy = (out_size - 1.0) / (tf.reverse(side_hw, axis=[1]) - 1.0)
+    boxes = tf.cast(boxes, tf.float32)
+    return (boxes - tf.tile(start_xy, [1, 2])) * tf.tile(scale_xy, [1, 2])
+
+
+def random_crops(patches: tf.Tensor, seed: tf.Tensor, out_size: int, max_stretch: float,
+                 max_shift: float, boxes: tf.Tensor | None = None):
+    """Stretch-and-translate crops of a batch of patches, keyed by a stateless seed.
+
+    Args:
+        patches: `[num_crops, P, P, 3]` uint8 patches.
+        seed: int `[2]` stateless seed.
+        out_size: side of the output crops.
+        max_stretch: relative stretch.
+        max_shift: pixels of translation.
+        boxes: optional `[num_crops, 4]` target boxes in patch pixels (x1, y1, x2, y2).
+
+    Returns:
+        crops: float32 `[num_crops, out_size, out_size, 3]` in [0, 1], and when `boxes` is given
+        also the float32 `[num_crops, 4]` boxes in crop pixels.
+    """
+    num_crops = tf.shape(patches)[0]
+    uniforms = tf.random.stateless_uniform([num_crops, 4], seed=seed, minval=-1.0, maxval=1.0)
+    windows = stretch_translate_windows(uniforms, out_size, int(patches.shape[1]), max_stretch,
+                                        max_shift)
+    crops = crop_windows(patches, windows, out_size)
+    if boxes is None:
+        return crops
+    return crops, transform_boxes(boxes, windows, out_size)
+
+
+def centre_crop(patches: tf.Tensor, out_size: int) -> tf.Tensor:
+    """The un-augmented central `out_size` crop (z_0), offset (P - out) // 2, in [0, 1].
+
+    Args:
+        patches: uint8 `[num_crops, P, P, 3]`.
+        out_size: side of the crop.
+
+    Returns:
+        float32 `[num_crops, out_size, out_size, 3]`.
+    """
+    offset = (int(patches.shape[1]) - out_size) // 2
+    crop = patches[:, offset:offset + out_size, offset:offset + out_size, :]
+    return tf.cast(crop, tf.float32) / 255.0

@@ -1,0 +1,219 @@
+"""The common `Track` record of all training sources, skip accounting and a minimal OTB reader."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import glob
+import os
+import re
+import threading
+
+import numpy as np
+from PIL import Image
+
+from memnet_tf.data.patches import validate_box
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+_MAX_EXAMPLES = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Track:
+    """One object through the frames where it is visible.
+
+    Attributes:
+        name: unique name, e.g. "ILSVRC2015_VID_train_0000/ILSVRC2015_train_00000000/0".
+        frame_paths: image file of each annotated frame, in temporal order.
+        boxes: float64 `[num_frames, 4]` boxes `[x, y, w, h]`, 0-based top-left.
+    """
+
+    name: str
+    frame_paths: tuple[str, ...]
+    boxes: np.ndarray
+
+    def __post_init__(self):
+        boxes = np.asarray(self.boxes, dtype=np.float64)
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"track {self.name}: boxes must be [num_frames, 4], got "
+                             f"{list(boxes.shape)}")
+        if len(self.frame_paths) != len(boxes):
+            raise ValueError(f"track {self.name}: {len(self.frame_paths)} frames but "
+                             f"{len(boxes)} boxes")
+        for i, box in enumerate(boxes):
+            validate_box(box, name=f"track {self.name} frame {i} ({self.frame_paths[i]})")
+        boxes.setflags(write=False)
+        object.__setattr__(self, "frame_paths", tuple(self.frame_paths))
+        object.__setattr__(self, "boxes", boxes)
+
+    def __len__(self) -> int:
+        return len(self.frame_paths)
+
+
+class SkipReport:
+    """Counts what was skipped and why, keeping a few example messages per reason (thread-safe)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.counts: collections.Counter = collections.Counter()
+        self.examples: dict[str, list[str]] = collections.defaultdict(list)
+
+    def add(self, reason: str, detail: str = "", count: int = 1) -> int:
+        """Records `count` skips for `reason`; returns the new total of that reason."""
+        with self._lock:
+            self.counts[reason] += count
+            if detail and len(self.examples[reason]) < _MAX_EXAMPLES:
+                self.examples[reason].append(detail)
+            return self.counts[reason]
+
+    def merge(self, other: "SkipReport") -> None:
+        with self._lock:
+            for reason, count in other.counts.items():
+                self.counts[reason] += count
+                room = _MAX_EXAMPLES - len(self.examples[reason])
+                self.examples[reason].extend(other.examples.get(reason, [])[:max(room, 0)])
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict:
+        with self._lock:
+            return {reason: {"count": count, "examples": list(self.examples.get(reason, []))}
+                    for reason, count in sorted(self.counts.items())}
+
+    def summary_lines(self) -> list[str]:
+        """Human-readable lines: one per reason with its count and first example."""
+        lines = []
+        for reason, entry in self.as_dict().items():
+            example = f" (e.g. {entry['examples'][0]})" if entry["examples"] else ""
+            lines.append(f"  {entry['count']:>8}  {reason}{example}")
+        return lines
+
+
+def load_image(path: str) -> np.ndarray:
+    """Decodes an image file strictly (a truncated JPEG is an error) to uint8 `[H, W, 3]` RGB.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a readable image.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"{path}: corrupt or unreadable image ({error})") from None
+
+
+def list_images(folder: str) -> list[str]:
+    """Image files of a folder, sorted by name."""
+    return sorted(p for p in glob.glob(os.path.join(folder, "*"))
+                  if p.lower().endswith(IMAGE_EXTENSIONS))
+
+
+_SEPARATORS = re.compile(r"[,\s]+")
+
+
+def parse_box_lines(path: str) -> list[np.ndarray | None]:
+    """Parses a ground-truth file with one `x,y,w,h` per line (comma, tab or space separated).
+
+    Returns one float64 `[4]` per line, or None for a line whose box is NaN or has no area
+    (absent target in GOT-10k style files), so callers can skip those frames.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a line without exactly 4 numbers, naming the file and line.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: ground-truth file not found")
+    boxes = []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        fields = [v for v in _SEPARATORS.split(line.strip()) if v]
+        try:
+            values = np.array([float(v) for v in fields], dtype=np.float64)
+        except ValueError:
+            raise ValueError(f"{path} line {number}: not numbers: {line.strip()!r}") from None
+        if values.shape != (4,):
+            raise ValueError(f"{path} line {number}: expected 4 numbers x,y,w,h, got "
+                             f"{len(values)}: {line.strip()!r}")
+        if not np.all(np.isfinite(values)) or values[2] <= 0 or values[3] <= 0:
+            boxes.append(None)
+        else:
+            boxes.append(values)
+    return boxes
+
+
+def track_from_frames(name: str, frame_paths, boxes, skips: SkipReport,
+                       min_frames: int, reason_absent: str = "frame without a valid box"
+                       ) -> Track | None:
+    """Builds a Track from aligned frames and boxes (None = skip frame), or None if too short."""
+    kept_paths, kept_boxes = [], []
+    for path, box in zip(frame_paths, boxes):
+        if box is None:
+            skips.add(reason_absent, f"{name}: {os.path.basename(path)}")
+            continue
+        kept_paths.append(path)
+        kept_boxes.append(box)
+    if len(kept_paths) < max(min_frames, 1):
+        skips.add(f"track shorter than {max(min_frames, 1)} frames",
+                  f"{name} ({len(kept_paths)} frames)")
+        return None
+    return Track(name, tuple(kept_paths), np.stack(kept_boxes))
+
+
+def read_otb_tracks(root: str, min_frames: int = 1, skips: SkipReport | None = None,
+                    strict: bool = False) -> list[Track]:
+    """Reads OTB-layout sequences (`<Seq>/img/*.jpg` + `groundtruth_rect*.txt`) as Tracks.
+
+    OTB boxes are 1-based and converted to 0-based. A sequence with several ground-truth files
+    (`groundtruth_rect.1.txt`, `.2.txt`: two targets) gives one track per file, named
+    "<Seq>.1", "<Seq>.2". When there are more images than boxes the first frames are used
+    (OTB's Football1 has 81 images and 74 boxes); sequences whose annotation starts later
+    (OTB's David) are not supported by this minimal reader.
+
+    Args:
+        root: folder of sequence folders.
+        min_frames: tracks with fewer valid frames are skipped.
+        skips: where to count what was skipped (a new report if None).
+        strict: raise on a malformed sequence instead of skipping it.
+
+    Returns:
+        Tracks sorted by name.
+
+    Raises:
+        FileNotFoundError: `root` does not exist.
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: OTB root folder not found")
+    skips = skips if skips is not None else SkipReport()
+    tracks = []
+    for sequence in sorted(os.listdir(root)):
+        folder = os.path.join(root, sequence)
+        gt_files = sorted(glob.glob(os.path.join(folder, "groundtruth_rect*.txt")))
+        if not os.path.isdir(os.path.join(folder, "img")) or not gt_files:
+            continue
+        frames = list_images(os.path.join(folder, "img"))
+        for gt_file in gt_files:
+            suffix = os.path.basename(gt_file)[len("groundtruth_rect"):-len(".txt")]
+            name = sequence + suffix
+            try:
+                boxes = parse_box_lines(gt_file)
+                if len(boxes) > len(frames):
+                    raise ValueError(f"{gt_file}: {len(boxes)} boxes but only {len(frames)} "
+                                     f"images in {os.path.join(folder, 'img')}")
+            except ValueError as error:
+                if strict:
+                    raise
+                skips.add("malformed sequence", str(error))
+                continue
+            # 1-based OTB pixels -> 0-based.
+            boxes = [None if b is None else b - np.array([1.0, 1.0, 0.0, 0.0]) for b in boxes]
+            track = track_from_frames(name, frames[:len(boxes)], boxes, skips, min_frames)
+            if track is not None:
+                tracks.append(track)
+    return tracks
