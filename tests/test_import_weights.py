@@ -361,3 +361,54 @@ def test_cli_mismatched_architecture_fails_cleanly(tmp_path, npz_path):
     assert "Traceback" not in result.stderr
     assert "backbone.conv1.0.weight has shape (28, 3, 11, 11)" in result.stderr
     assert not output.exists()
+
+
+def _experiment_configs(monkeypatch):
+    """Model and track configs parsed from the experiment flagfile (as the tools do)."""
+    monkeypatch.chdir(REPO_ROOT)  # the flagfile includes experiments/paper.flags by relative path
+    flag_values = flags.FlagValues()
+    memnet_flags.define_flags(flag_values)
+    flag_values(["test", "--flagfile=experiments/siamfc_fdsiamfc30.flags"])
+    return (config_lib.model_config_from_flags(flag_values),
+            config_lib.track_config_from_flags(flag_values))
+
+
+def test_experiment_flagfile_is_the_authors_tracker(monkeypatch):
+    model_config, track_config = _experiment_configs(monkeypatch)
+    assert model_config.channels == FDSIAMFC30_CHANNELS
+    assert (model_config.backbone, model_config.bn_epsilon, model_config.response_head,
+            model_config.use_memory) == ("siamfc_alexnet", BN_EPSILON, "scale", False)
+    # The weights README's tracking hyper-parameters.
+    assert (track_config.num_scales, track_config.scale_step, track_config.scale_penalty,
+            track_config.window_influence, track_config.scale_damping, track_config.context,
+            track_config.upsample_factor) == (3, 1.0375, 0.9745, 0.176, 0.59, 0.5, 16)
+    assert not track_config.official_quirks
+
+
+def _first_frames(name: str, count: int):
+    from memnet_tf.eval.datasets import load_dataset, load_frame  # pylint: disable=import-outside-toplevel
+
+    root = require_shared("data", "otb_mini")
+    sequence = next(s for s in load_dataset("otb100", str(root)) if s.name == name)
+    frames = [load_frame(path) for path in sequence.image_files[:count]]
+    return frames, sequence.ground_truth[:count]
+
+
+@pytest.mark.slow
+def test_siamfc_mode_tracks_real_video(monkeypatch, state_dict):
+    from memnet_tf.eval import metrics  # pylint: disable=import-outside-toplevel
+    from memnet_tf.tracking.tracker import MemTracker  # pylint: disable=import-outside-toplevel
+
+    model_config, track_config = _experiment_configs(monkeypatch)
+    model = build_model(model_config)
+    weights_lib.import_siamfc_weights(model, state_dict)
+    frames, truth = _first_frames("Crossing", 40)
+    tracker = MemTracker(model, track_config)
+    tracker.init(frames[0], truth[0])
+    boxes = np.array([truth[0]] + [tracker.update(frame) for frame in frames[1:]])
+    ours = metrics.iou(boxes[1:], truth[1:])
+    static = metrics.iou(np.repeat(truth[:1], len(truth) - 1, axis=0), truth[1:])
+    # A small pedestrian walking across the frame: the static box loses it within frames.
+    assert ours.mean() > 0.6, ours
+    assert ours.mean() > static.mean() + 0.3
+    assert ours.min() > 0.3  # never lost, not just good on average
