@@ -14,7 +14,7 @@ from memnet_tf.models.memtrack import build_model
 from memnet_tf.tracking import postprocess
 from memnet_tf.tracking.tracker import (MemTracker, TrackerFactory, estimate_target,
                                         make_tracker_factory, to_float_frame,
-                                        upsample_responses)
+                                        upsample_responses, upsample_responses_tf)
 from test_track_cli import blob_frame, write_tiny_run
 
 N = 4  # memory slots of the tiny model
@@ -167,7 +167,8 @@ def test_estimate_target_matches_official_loop(quirks, seed):
     centre, size = rng.uniform(50, 150, 2), rng.uniform(20, 60, 2)
     initial = size * rng.uniform(0.8, 1.2, 2)
     sides = np.round(rng.uniform(100, 200) * 1.05 ** np.arange(-1, 2))
-    estimate = estimate_target(responses, centre, size, initial, sides, (200, 180), cfg, 255)
+    estimate = estimate_target(upsample_responses(responses, 16), centre, size, initial, sides,
+                               (200, 180), cfg, 255)
     want_centre, want_size, want_best = _reference_estimate(responses, centre, size, initial,
                                                             sides, np.array([200, 180]), cfg)
     assert estimate.best_scale == want_best
@@ -175,7 +176,7 @@ def test_estimate_target_matches_official_loop(quirks, seed):
     np.testing.assert_allclose(estimate.size_wh, want_size, rtol=1e-12)
 
 
-def test_upsample_equals_postprocess_and_tf1_bicubic():
+def test_upsampling_equals_postprocess_and_tf1_bicubic():
     responses = np.random.default_rng(3).normal(size=(3, 17, 17)).astype(np.float32)
     ours = upsample_responses(responses, 16)
     assert ours.shape == (3, 272, 272) and ours.dtype == np.float32
@@ -183,6 +184,9 @@ def test_upsample_equals_postprocess_and_tf1_bicubic():
     tf1 = tf.compat.v1.image.resize_bicubic(responses[..., None], [272, 272],
                                             align_corners=True)[..., 0].numpy()
     np.testing.assert_allclose(ours, tf1, atol=2e-5)
+    matrix = tf.constant(postprocess.bicubic_upsample_matrix(17, 272), tf.float32)
+    in_graph = tf.function(upsample_responses_tf)(tf.constant(responses), matrix).numpy()
+    np.testing.assert_allclose(in_graph, tf1, atol=2e-5)
     with pytest.raises(ValueError, match="NaN"):
         upsample_responses(np.full((3, 17, 17), np.nan), 16)
 
@@ -222,6 +226,7 @@ def test_real_model_greyscale_varying_sizes_no_retrace_and_kept_state(tiny_model
             np.tile(debug["read_weights"][debug["best_scale"]], (3, 1)))
     assert tracker.frame_step_tracing_count == 1
     assert tracker._initialize_fn.experimental_get_tracing_count() == 1
+    assert tracker._keep_fn.experimental_get_tracing_count() == 1
 
 
 def test_one_backbone_call_for_the_searches_and_one_for_the_exemplar(tiny_model, monkeypatch):

@@ -14,12 +14,14 @@ One frame, as the code runs it:
    the write exemplar cut from the *previous* frame at `pos` with side s_z and the search crops
    cut from the current frame (`geometry/crops.py`, mean padding); one backbone call for the
    single exemplar (encoded once, shared by the scales) and one for the search crops;
-   `MemTrack.step_features` runs one controller/memory step per scale and the response head.
-3. numpy (`tracking/postprocess.py`): x16 bicubic up-sampling, scale penalty, scale choice,
-   normalisation and cosine window, peak -> displacement, damped size update, then the clamps
-   this tracker adds (size within [min_scale, max_scale] x the first size and at most the
-   frame; centre inside the frame).
-4. Only the winning scale's recurrent state is kept and tiled back to `num_scales` copies.
+   `MemTrack.step_features` runs one controller/memory step per scale and the response head;
+   the x16 TF1-legacy bicubic up-sampling of the responses, as two matrix products.
+3. numpy (`tracking/postprocess.py`): scale penalty and choice, normalisation and cosine
+   window, peak -> displacement, damped size update, then the clamps this tracker adds (size
+   within [min_scale, max_scale] x the first size and at most the frame; centre inside the
+   frame).
+4. Only the winning scale's recurrent state is kept and tiled back to `num_scales` copies
+   (a second small `tf.function`).
 
 `TrackConfig.official_quirks` selects the official sub-pixel conventions (peak centre 136,
 8/16 px per up-sampled pixel, s / n frame pixels per crop pixel, crops normalised by H') or the
@@ -40,7 +42,6 @@ from memnet_tf import config as config_lib
 from memnet_tf.geometry import boxes as boxes_lib
 from memnet_tf.geometry import crops
 from memnet_tf.layers import states
-from memnet_tf.layers.states import MemTrackState
 from memnet_tf.models.backbone import TOTAL_STRIDE
 from memnet_tf.tracking import postprocess
 
@@ -110,11 +111,11 @@ def to_float_frame(image, name: str = "image") -> np.ndarray:
 
 
 def upsample_responses(responses, factor: int) -> np.ndarray:
-    """`postprocess.upsample_responses` as two matrix products (same numbers, ~100x faster).
+    """`postprocess.upsample_responses` as two matrix products (numpy reference of the graph).
 
-    `postprocess.upsample_responses` contracts three operands in one `np.einsum` without
-    `optimize`, which costs ~80 ms per frame for 3 x 17 x 17 -> 272 x 272; two batched matmuls
-    with the same legacy-bicubic matrices take under a millisecond.
+    The tracker up-samples inside its `tf.function` (`upsample_responses_tf`); this is the same
+    TF1 legacy align-corners bicubic in float64, for tests and offline use. (The einsum of
+    `postprocess.upsample_responses` takes ~80 ms per frame; two matmuls well under 1 ms.)
 
     Args:
         responses: `[num_scales, R, R]` response maps.
@@ -137,21 +138,41 @@ def upsample_responses(responses, factor: int) -> np.ndarray:
     return upsampled.astype(np.float32 if maps.dtype == np.float32 else np.float64)
 
 
-def estimate_target(responses, center_xy, size_wh, initial_size_wh, search_sides, frame_wh,
+def upsample_responses_tf(responses: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
+    """Up-samples square maps with an interpolation matrix, in TF: `M @ r @ M^T`.
+
+    With `matrix = postprocess.bicubic_upsample_matrix(R, U)` this is TF1's
+    `resize_bicubic(align_corners=True)`. It runs inside the tracker's frame step, so the
+    up-sampling shares TF's thread pool instead of numpy's BLAS threads (which, on a busy
+    machine, turned a 0.5 ms product into 5-30 ms).
+
+    Args:
+        responses: `[num_scales, R, R]` maps.
+        matrix: `[U, R]` float32 interpolation matrix.
+
+    Returns:
+        `[num_scales, U, U]` float32 maps.
+    """
+    batch = tf.shape(responses)[0]
+    rows = tf.broadcast_to(matrix, tf.stack([batch, tf.shape(matrix)[0], tf.shape(matrix)[1]]))
+    return tf.matmul(tf.matmul(rows, responses), rows, transpose_b=True)
+
+
+def estimate_target(upsampled, center_xy, size_wh, initial_size_wh, search_sides, frame_wh,
                     track_config: config_lib.TrackConfig, search_size: int,
                     window: np.ndarray | None = None,
                     total_stride: int = TOTAL_STRIDE) -> TargetEstimate:
-    """Post-processes one frame's responses into the new target centre and size (numpy, pure).
+    """Post-processes one frame's up-sampled responses into the new target centre and size.
 
-    Steps (spec section 8, then the clamps of this tracker):
-    up-sample every map x`upsample_factor`; pick the scale with the highest peak after
-    multiplying the non-centre maps by `scale_penalty`; normalise that map and blend it with the
-    cosine window; convert its peak to a displacement in frame pixels; damp the size update;
-    clamp the size to [min_scale, max_scale] x the first-frame size and to the frame; clamp the
-    centre into the frame.
+    Steps (spec section 8, then the clamps of this tracker), numpy and pure: pick the scale
+    with the highest peak after multiplying the non-centre maps by `scale_penalty`; normalise
+    that map and blend it with the cosine window; convert its peak to a displacement in frame
+    pixels; damp the size update; clamp the size to [min_scale, max_scale] x the first-frame
+    size and to the frame; clamp the centre into the frame.
 
     Args:
-        responses: `[num_scales, R, R]` response logits, scales in increasing order.
+        upsampled: `[num_scales, U, U]` responses up-sampled x`upsample_factor` with the TF1
+            legacy bicubic (`upsample_responses`), scales in increasing order.
         center_xy: `[2]` current target centre (cx, cy), frame pixels.
         size_wh: `[2]` current target size (w, h).
         initial_size_wh: `[2]` first-frame target size (w, h).
@@ -165,9 +186,12 @@ def estimate_target(responses, center_xy, size_wh, initial_size_wh, search_sides
 
     Returns:
         A `TargetEstimate`.
+
+    Raises:
+        ValueError: NaN in the responses.
     """
     cfg = track_config
-    upsampled = upsample_responses(responses, cfg.upsample_factor)
+    upsampled = np.asarray(upsampled)
     size_up = upsampled.shape[-1]
     if window is None:
         window = postprocess.hann_window(size_up)
@@ -216,7 +240,11 @@ class MemTracker:
         self._exemplar_size = model_cfg.exemplar_size
         self._search_size = model_cfg.search_size
         self._scales = crops.scale_factors(cfg.num_scales, cfg.scale_step)
-        self._window = postprocess.hann_window(model_cfg.response_size * cfg.upsample_factor)
+        upsampled_size = model_cfg.response_size * cfg.upsample_factor
+        self._window = postprocess.hann_window(upsampled_size)
+        self._upsample_matrix = tf.constant(
+            postprocess.bicubic_upsample_matrix(model_cfg.response_size, upsampled_size),
+            tf.float32)
         image_spec = tf.TensorSpec([None, None, 3], tf.float32)
         state_spec = states.state_specs(model_cfg.hidden_size, model_cfg.memory_size,
                                         model_cfg.template_size, model_cfg.feature_channels,
@@ -228,6 +256,8 @@ class MemTracker:
             image_spec, image_spec, tf.TensorSpec([2], tf.float32),
             tf.TensorSpec([1], tf.float32), tf.TensorSpec([cfg.num_scales], tf.float32),
             state_spec])
+        self._keep_fn = tf.function(self._keep_graph, input_signature=[
+            state_spec, tf.TensorSpec([], tf.int32)])
         self.state = None
         self.debug = {}
         self._previous = None
@@ -281,8 +311,16 @@ class MemTracker:
 
     def _frame_step_graph(self, previous, current, center_xy, exemplar_side, search_sides,
                           state):
+        """Crops, network and up-sampling of one frame: (responses, upsampled, state, aux)."""
         exemplar, search = self.crop(previous, current, center_xy, exemplar_side, search_sides)
-        return self.network_step(exemplar, search, state)
+        responses, new_state, diagnostics = self.network_step(exemplar, search, state)
+        tf.debugging.assert_all_finite(responses, "the network produced NaN or Inf responses")
+        upsampled = upsample_responses_tf(responses, self._upsample_matrix)
+        return responses, upsampled, new_state, diagnostics
+
+    def _keep_graph(self, state, index):
+        """Keeps scale `index` of every state field and tiles it back to `num_scales`."""
+        return states.tile(states.select(state, index), self.track_config.num_scales)
 
     @property
     def frame_step_tracing_count(self) -> int:
@@ -333,23 +371,21 @@ class MemTracker:
         frame = to_float_frame(image, "image")
         current = tf.constant(frame)
         search_sides = np.maximum(crops.search_sides(self._search_side, self._scales), 1.0)
-        responses, new_state, diagnostics = self._frame_step_fn(
+        responses, upsampled, new_state, diagnostics = self._frame_step_fn(
             self._previous, current, self._center.astype(np.float32),
             np.array([self._exemplar_side], np.float32), search_sides.astype(np.float32),
             self.state)
-        responses = responses.numpy()
         estimate = estimate_target(
-            responses, self._center, self._size, self._initial_size, search_sides,
+            upsampled.numpy(), self._center, self._size, self._initial_size, search_sides,
             (frame.shape[1], frame.shape[0]), self.track_config, self._search_size,
             window=self._window)
         # Keep only the winner's state (LSTM, memory, weights, gates, usage, T_0).
-        self.state = states.tile(states.select(new_state, estimate.best_scale),
-                                 self.track_config.num_scales)
+        self.state = self._keep_fn(new_state, tf.constant(estimate.best_scale, tf.int32))
         self._center, self._size = estimate.center_xy, estimate.size_wh
         self._update_sides()
         self._previous = current
         self.debug = {"best_scale": estimate.best_scale, "peak": estimate.peak_xy,
-                      "responses": responses, "upsampled": estimate.upsampled}
+                      "responses": responses.numpy(), "upsampled": estimate.upsampled}
         if "read_weights" in diagnostics:
             self.debug["read_weights"] = diagnostics["read_weights"].numpy()
         return self.box(frame.shape)
@@ -468,5 +504,6 @@ def make_tracker_factory(checkpoint: str | None = None, saved_model: str | None 
     return TrackerFactory(checkpoint, track_config, name)
 
 
-__all__ = ["MemTracker", "MemTrackState", "TargetEstimate", "TrackerFactory", "estimate_target",
-           "make_tracker_factory", "to_float_frame"]
+__all__ = ["MemTracker", "TargetEstimate", "TrackerFactory", "estimate_target",
+           "make_tracker_factory", "to_float_frame", "upsample_responses",
+           "upsample_responses_tf"]
