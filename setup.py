@@ -22,7 +22,8 @@ setup(
         "pillow",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        # got10k: the score-equality tests compare our metrics with the toolkit itself.
+        "test": ["pytest>=7", "got10k"],
         # The got10k toolkit, used to cross-check our scores and as an experiment runner.
         "got10k": ["got10k"],
     },
