@@ -323,6 +323,7 @@ def write_run_folder(model, output_dir: str, flag_values, metadata: dict | None 
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.tmp-", dir=parent)
     try:
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; a run folder is shared like any
         manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), staging,
                                              max_to_keep=1)
         prefix = manager.save()
