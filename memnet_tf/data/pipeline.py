@@ -14,8 +14,11 @@ skipped, logged with their shard and counted; see `skipped_samples()`.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import threading
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -41,11 +44,53 @@ def skipped_samples() -> dict[str, int]:
     return {reason: entry["count"] for reason, entry in _SKIPS.as_dict().items()}
 
 
-def _record_skip(reason: str, detail: str) -> None:
-    count = _SKIPS.add(reason, detail)
-    if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
-        logging.warning("data: skipped a sample (%s): %s [%d skipped for this reason so far]",
-                        reason, detail, count)
+def _record_skip(reason: str, detail: str, count: int = 1) -> None:
+    before = _SKIPS.counts[reason]
+    total = _SKIPS.add(reason, detail, count)
+    if before < _LOG_FIRST or total // _LOG_EVERY > before // _LOG_EVERY:
+        logging.warning("data: skipped (%s): %s [%d so far]", reason, detail, total)
+
+
+class _ExitGuard:
+    """Lets the Python stages of the pipeline go quiet before the interpreter shuts down.
+
+    If the process exits (or crashes) while a `numpy_function` of a live iterator is running,
+    interpreter finalisation stops that thread in the middle of the call and the iterator's
+    destructor then waits for it forever: the process hangs instead of exiting. At exit this
+    guard makes every further call return placeholder data at once and waits until no call has
+    been running for a moment, so the prefetch buffers fill and tf.data's threads are idle.
+    """
+
+    def __init__(self, quiet_seconds: float = 0.1, timeout_seconds: float = 10.0):
+        self.quiet_seconds, self.timeout_seconds = quiet_seconds, timeout_seconds
+        self.stopping = False
+        self._lock = threading.Lock()
+        self._active = 0
+        self._last_call = 0.0
+        atexit.register(self.drain)
+
+    def __enter__(self):
+        with self._lock:
+            self._active += 1
+            self._last_call = time.monotonic()
+        return self
+
+    def __exit__(self, *exc_info):
+        with self._lock:
+            self._active -= 1
+            self._last_call = time.monotonic()
+
+    def drain(self) -> None:
+        self.stopping = True
+        deadline = time.monotonic() + self.timeout_seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._active == 0 and time.monotonic() - self._last_call > self.quiet_seconds:
+                    return
+            time.sleep(0.01)
+
+
+_EXIT_GUARD = _ExitGuard()
 
 
 def _rng(seed: int, number: int, stream: int) -> np.random.Generator:
@@ -102,6 +147,16 @@ def make_example(patches: tf.Tensor, boxes: tf.Tensor, key: tf.Tensor, geometry:
 # Synthetic clips.
 
 
+def _placeholder_clip(geometry: PatchGeometry, num_frames: int):
+    """(patches, boxes, ok): grey patches with a centred box; stands in for a skipped clip."""
+    size, centre = geometry.patch_size, (geometry.patch_size - 1) / 2
+    patches = np.full((num_frames, size, size, 3), 128, np.uint8)
+    half = (geometry.exemplar_size / 2 - 1) / 2
+    boxes = np.tile(np.array([[centre - half, centre - half, centre + half, centre + half]],
+                             np.float32), (num_frames, 1))
+    return patches, boxes, True
+
+
 class _SyntheticClips:
     """Renders the T + 1 patches of clip number i (numpy; called from `tf.numpy_function`)."""
 
@@ -119,7 +174,13 @@ class _SyntheticClips:
         return patches, boxes
 
     def __call__(self, number) -> tuple[np.ndarray, np.ndarray]:
-        cfg, number = self.data_cfg, int(number)
+        with _EXIT_GUARD:
+            if _EXIT_GUARD.stopping:
+                return _placeholder_clip(self.geometry, self.num_frames)[:2]
+            return self._clip(int(number))
+
+    def _clip(self, number: int) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.data_cfg
         if self.split == "train":
             rng = _rng(self.seed, number, 0)
             video_number = int(rng.integers(cfg.num_train_sequences))
@@ -166,20 +227,41 @@ def _synthetic_clips(data_cfg, geometry: PatchGeometry, split: str, seed: int) -
 
 
 class _RecordClips:
-    """Decodes the T + 1 sampled patches of one record; flags unusable records instead of failing."""
+    """Decodes the T + 1 sampled patches of one record; flags unusable records instead of failing.
 
-    def __init__(self, geometry: PatchGeometry, time_steps: int, split: str, seed: int):
+    Also receives one end-of-shard marker per shard pass (`is_end`, with `index` = records read)
+    and reports shards that ended early because of a corrupt record.
+    """
+
+    def __init__(self, geometry: PatchGeometry, time_steps: int, split: str, seed: int,
+                 shard_sizes: dict[str, int]):
         self.geometry, self.split, self.seed = geometry, split, seed
         self.num_frames = time_steps + 1
         self.need = sampling.min_track_frames(time_steps)
+        self.shard_sizes = shard_sizes
 
     def _failed(self):
-        size = self.geometry.patch_size
-        return (np.zeros((self.num_frames, size, size, 3), np.uint8),
-                np.zeros((self.num_frames, 4), np.float32), False)
+        patches, boxes, _ = _placeholder_clip(self.geometry, self.num_frames)
+        return patches, boxes, False
 
-    def __call__(self, record, shard, record_index, number):
-        where = f"{os.path.basename(shard.decode())} record {int(record_index)}"
+    def __call__(self, record, shard, record_index, is_end, number):
+        with _EXIT_GUARD:
+            if _EXIT_GUARD.stopping:
+                return _placeholder_clip(self.geometry, self.num_frames)
+            shard = os.path.basename(shard.decode())
+            if is_end:
+                self._check_shard_end(shard, int(record_index))
+                return self._failed()
+            return self._clip(record, f"{shard} record {int(record_index)}", int(number))
+
+    def _check_shard_end(self, shard: str, num_read: int) -> None:
+        expected = self.shard_sizes.get(shard)
+        if expected is not None and num_read < expected:
+            _record_skip("record unreadable (corrupt shard)",
+                         f"{shard}: only {num_read} of {expected} records could be read; a "
+                         "corrupt record made the rest of the shard unreadable", expected - num_read)
+
+    def _clip(self, record: bytes, where: str, number: int):
         size = self.geometry.patch_size
         try:
             track = tfrecord.decode_track(record, where)
@@ -198,7 +280,7 @@ class _RecordClips:
             return self._failed()
         if self.split == "train":
             frames = sampling.sample_train_frames(len(track), self.num_frames,
-                                                  _rng(self.seed, int(number), 1))
+                                                  _rng(self.seed, number, 1))
         else:
             frames = sampling.sample_val_frames(len(track), self.num_frames)
         try:
@@ -209,16 +291,22 @@ class _RecordClips:
         return patches, track.boxes[frames].astype(np.float32), True
 
 
-def _read_shard(path) -> object:
-    """Generator over (record, shard path, record index); a corrupt record ends the shard."""
-    path = path.decode() if isinstance(path, bytes) else str(path)
+def _shard_records(path: tf.Tensor) -> tf.data.Dataset:
+    """(record, shard, index, is_end) of one shard, then one end marker carrying the count read.
 
-    def on_error(shard, index, message):
-        _record_skip("corrupt record (rest of the shard unreadable)",
-                     f"{os.path.basename(shard)} record {index}: {message}")
+    A corrupt record stops the TFRecord reader for the rest of the shard; `ignore_errors` keeps
+    the run going and the end marker lets `_RecordClips` report how much was lost.
+    """
+    records = tf.data.TFRecordDataset(path).ignore_errors(log_warning=False)
+    records = records.map(lambda r: (r, tf.constant(False)))
+    end = tf.data.Dataset.from_tensors((tf.constant(b"", tf.string), tf.constant(True)))
 
-    for index, record in tfrecord.iterate_records(path, on_error=on_error):
-        yield record, path, index
+    def count(num_read, item):
+        record, is_end = item
+        return num_read + tf.cast(tf.logical_not(is_end), tf.int64), (record, path, num_read,
+                                                                        is_end)
+
+    return records.concatenate(end).scan(tf.constant(0, tf.int64), count)
 
 
 def check_tfrecord_dir(data_dir: str, split: str, geometry: PatchGeometry,
@@ -264,29 +352,26 @@ def check_tfrecord_dir(data_dir: str, split: str, geometry: PatchGeometry,
 
 def _tfrecord_clips(data_cfg, geometry: PatchGeometry, split: str, seed: int) -> tf.data.Dataset:
     shards = check_tfrecord_dir(data_cfg.data_dir, split, geometry, data_cfg.time_steps)
-    signature = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string),
-                 tf.TensorSpec([], tf.int64))
-
-    def records_of(path):
-        return tf.data.Dataset.from_generator(_read_shard, args=(path,),
-                                              output_signature=signature)
-
+    manifest = tfrecord.read_manifest(data_cfg.data_dir, split) or {"shards": []}
+    shard_sizes = {shard["file"]: len(shard["tracks"]) for shard in manifest["shards"]}
     files = tf.data.Dataset.from_tensor_slices(shards)
     if split == "train":
         files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True).repeat()
-        records = files.interleave(records_of, cycle_length=min(len(shards), SHARD_CYCLE_LENGTH),
+        records = files.interleave(_shard_records,
+                                   cycle_length=min(len(shards), SHARD_CYCLE_LENGTH),
                                    block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
                                    deterministic=True)
         records = records.shuffle(TRACK_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     else:
-        records = files.flat_map(records_of)
-    decode = _RecordClips(geometry, data_cfg.time_steps, split, seed)
+        records = files.flat_map(_shard_records)
+    decode = _RecordClips(geometry, data_cfg.time_steps, split, seed, shard_sizes)
     size, num_frames = geometry.patch_size, data_cfg.time_steps + 1
 
     def load(number, record):
-        serialized, shard, index = record
-        patches, boxes, ok = tf.numpy_function(decode, [serialized, shard, index, number],
-                                               (tf.uint8, tf.float32, tf.bool), stateful=False)
+        serialized, shard, index, is_end = record
+        patches, boxes, ok = tf.numpy_function(
+            decode, [serialized, shard, index, is_end, number], (tf.uint8, tf.float32, tf.bool),
+            stateful=False)
         patches.set_shape([num_frames, size, size, 3])
         boxes.set_shape([num_frames, 4])
         ok.set_shape([])

@@ -223,30 +223,3 @@ def list_shards(data_dir: str, split: str) -> list[str]:
     found = glob.glob(os.path.join(data_dir, f"{split}-*.tfrecord")) + glob.glob(
         os.path.join(data_dir, f"{split}-*.tfrecords"))
     return sorted(found)
-
-
-def iterate_records(path: str, on_error=None):
-    """Yields (record index, bytes) of a shard, stopping cleanly at a corrupt record.
-
-    A corrupt record (bad CRC or length) makes the rest of the shard unreadable; instead of
-    raising, `on_error(path, index, message)` is called and iteration ends.
-    """
-    from tensorflow.python.util import deprecation  # pylint: disable=import-outside-toplevel
-
-    # The record iterator is the one TF reader that reports errors per shard; it is deprecated
-    # only in favour of TFRecordDataset, which cannot tell us which shard failed.
-    with deprecation.silence():
-        iterator = tf.compat.v1.io.tf_record_iterator(path)
-    index = 0
-    while True:
-        try:
-            record = next(iterator)
-        except StopIteration:
-            return
-        except (tf.errors.OpError, OSError) as error:
-            if on_error is None:
-                raise
-            on_error(path, index, str(error).splitlines()[0] if str(error) else repr(error))
-            return
-        yield index, record
-        index += 1
