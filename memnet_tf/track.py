@@ -365,6 +365,18 @@ def score(boxes: np.ndarray, ground_truth: np.ndarray) -> dict:
             "precision": metrics.precision_at(errors), "frames": count}
 
 
+def is_input_error(error: Exception) -> bool:
+    """True for errors caused by the inputs (files, boxes, checkpoint), reported in one line.
+
+    AssertionError comes from a checkpoint whose variables do not match its flags.txt;
+    TensorFlow's OpError from unreadable checkpoint files.
+    """
+    if isinstance(error, (InputError, FileNotFoundError, ValueError, OSError, AssertionError)):
+        return True
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(error, tf.errors.OpError)
+
+
 def load_tracking_model(checkpoint: str, flag_values):
     """The run's model and its track config, with tracking flags given here taking precedence.
 
@@ -409,8 +421,9 @@ def main(argv):
                              FLAGS.show_response)
         if FLAGS.output_boxes:
             write_boxes(FLAGS.output_boxes, boxes)
-    except (InputError, FileNotFoundError, ValueError, OSError, AssertionError) as error:
-        # AssertionError: checkpoint variables that do not match the run's flags.txt.
+    except Exception as error:  # noqa: BLE001 - bad input is reported in one line, bugs are not
+        if not is_input_error(error):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"tracked {len(boxes)} frames of {source.description}")

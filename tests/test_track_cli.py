@@ -267,3 +267,21 @@ def test_write_boxes_is_atomic_and_exact(tmp_path):
     track.write_boxes(str(path), boxes)
     np.testing.assert_allclose(read_boxes(path), boxes, atol=5e-5)
     assert os.listdir(path.parent) == ["b.txt"]
+
+
+def test_tracking_flags_given_here_override_the_run(tmp_path):
+    from absl import flags as absl_flags
+
+    from memnet_tf import config as config_lib
+    from memnet_tf import flags as memnet_flags
+    from memnet_tf import track
+
+    run = write_tiny_run(tmp_path / "run", extra_flags=("--noofficial_quirks",
+                                                         "--window_influence=0.3"))
+    flag_values = absl_flags.FlagValues()
+    memnet_flags.define_flags(flag_values)
+    flag_values(["track", "--scale_step=1.2"])
+    model, track_config = track.load_tracking_model(run, flag_values)
+    assert track_config == config_lib.TrackConfig(official_quirks=False, window_influence=0.3,
+                                                  scale_step=1.2)
+    assert model.model_config.hidden_size == 16

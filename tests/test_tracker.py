@@ -372,3 +372,14 @@ def test_runs_inside_a_got10k_experiment(tiny_model, tmp_path, monkeypatch):
     assert performance["precision_score"] == 1.0
     assert os.path.isfile(tmp_path / "results" / "OTB2015" / "MemTrack" / "times" /
                           "Crossing_time.txt")
+
+
+def test_nan_responses_raise_a_clear_error(tiny_model):
+    class Broken(MemTracker):
+        def network_step(self, exemplar, search, state):
+            return tf.fill([3, 17, 17], np.float32(np.nan)), state, {}
+
+    tracker = Broken(tiny_model)
+    tracker.init(blob_frame((50, 40), 96, 128), [42, 32, 16, 16])
+    with pytest.raises(ValueError, match="NaN or Inf responses"):
+        tracker.update(blob_frame((50, 40), 96, 128))

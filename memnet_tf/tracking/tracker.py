@@ -314,7 +314,6 @@ class MemTracker:
         """Crops, network and up-sampling of one frame: (responses, upsampled, state, aux)."""
         exemplar, search = self.crop(previous, current, center_xy, exemplar_side, search_sides)
         responses, new_state, diagnostics = self.network_step(exemplar, search, state)
-        tf.debugging.assert_all_finite(responses, "the network produced NaN or Inf responses")
         upsampled = upsample_responses_tf(responses, self._upsample_matrix)
         return responses, upsampled, new_state, diagnostics
 
@@ -364,7 +363,7 @@ class MemTracker:
 
         Raises:
             RuntimeError: called before `init`.
-            ValueError: a bad image.
+            ValueError: a bad image, or NaN/Inf responses from the network.
         """
         if self.state is None:
             raise RuntimeError(f"{self.name}: update() called before init()")
@@ -375,8 +374,12 @@ class MemTracker:
             self._previous, current, self._center.astype(np.float32),
             np.array([self._exemplar_side], np.float32), search_sides.astype(np.float32),
             self.state)
+        upsampled = upsampled.numpy()
+        if not np.all(np.isfinite(upsampled)):
+            raise ValueError(f"{self.name}: the network produced NaN or Inf responses (broken "
+                             "weights or a non-finite state)")
         estimate = estimate_target(
-            upsampled.numpy(), self._center, self._size, self._initial_size, search_sides,
+            upsampled, self._center, self._size, self._initial_size, search_sides,
             (frame.shape[1], frame.shape[0]), self.track_config, self._search_size,
             window=self._window)
         # Keep only the winner's state (LSTM, memory, weights, gates, usage, T_0).
