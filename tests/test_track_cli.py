@@ -166,6 +166,7 @@ def test_video_with_init_box_and_bad_inputs(tiny_run, tmp_path):
 
 
 def test_bad_inputs_exit_2_naming_the_file(tiny_run, tmp_path):
+    """Frame and box problems are found before the model is loaded (these runs are quick)."""
     images = tmp_path / "frames"
     images.mkdir()
     for k in (1, 2, 4):  # frame 3 is missing
@@ -175,21 +176,49 @@ def test_bad_inputs_exit_2_naming_the_file(tiny_run, tmp_path):
     assert "0003.jpg" in result.stderr and "Traceback" not in result.stderr
 
     (images / "0004.jpg").unlink()
-    (images / "0002.jpg").write_bytes(b"not a jpeg")
-    result = run_track(f"--checkpoint={tiny_run}", f"--images={images}",
-                       "--init_box=30,30,16,16")
-    assert result.returncode == 2
-    assert str(images / "0002.jpg") in result.stderr and "Traceback" not in result.stderr
-
     result = run_track(f"--checkpoint={tiny_run}", f"--images={images}",
                        "--init_box=500,30,16,16")
     assert result.returncode == 2
     assert "outside" in result.stderr and str(images / "0001.jpg") in result.stderr
+    assert "Traceback" not in result.stderr
 
-    result = run_track(f"--checkpoint={tmp_path / 'no_run'}", f"--images={images}",
-                       "--init_box=30,30,16,16")
-    assert result.returncode == 2
-    assert str(tmp_path / "no_run") in result.stderr and "Traceback" not in result.stderr
+    result = run_track(f"--images={images}", "--init_box=30,30,16,16")
+    assert result.returncode == 2 and "--checkpoint is required" in result.stderr
+
+
+def test_unreadable_frame_and_missing_checkpoint_name_the_file(tmp_path):
+    """The later failures, in process: a corrupt frame mid-sequence, a missing run folder."""
+    from absl import flags as absl_flags
+
+    from memnet_tf import flags as memnet_flags
+    from memnet_tf import track
+
+    images = tmp_path / "frames"
+    images.mkdir()
+    assert cv2.imwrite(str(images / "0001.jpg"), blob_frame((40, 40)))
+    (images / "0002.jpg").write_bytes(b"not a jpeg")
+    source = track.images_source(str(images))
+    track.check_first_frame(source, [30, 30, 16, 16])  # the first frame is fine
+    with pytest.raises(ValueError, match=re.escape(str(images / "0002.jpg"))) as caught:
+        track.run_tracking(_StillTracker(), source, [30, 30, 16, 16], progress=None)
+    assert track.is_input_error(caught.value)
+
+    flag_values = absl_flags.FlagValues()
+    memnet_flags.define_flags(flag_values)
+    flag_values(["track"])
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "no_run"))) as caught:
+        track.load_tracking_model(str(tmp_path / "no_run"), flag_values)
+    assert track.is_input_error(caught.value)
+
+
+class _StillTracker:
+    """A got10k-style tracker whose box never moves."""
+
+    def init(self, image, box):
+        self.box = np.asarray(box, np.float64)
+
+    def update(self, image):
+        return self.box
 
 
 # ---------------------------------------------------------------- helpers (in process)
