@@ -28,26 +28,28 @@ _TITLES = {"otb100": "OTB-100", "otb2013": "OTB-2013", "vot": "VOT (one pass)",
 
 
 def _make_tracker_factory(flag_values):
-    """Hook to our tracker: a picklable zero-argument factory built from the flags.
+    """Our tracker as a picklable zero-argument factory (see `ope.run_ope`).
 
-    It expects `memnet_tf.tracking.tracker.make_tracker_factory(checkpoint=..., saved_model=...,
-    track_config=TrackConfig)` returning a picklable callable (see `ope.run_ope`). The tracking
-    module is imported only here.
+    Tracking hyper-parameters are the run's own (its flags.txt), overridden only by tracking
+    flags given explicitly on this command line.
     """
-    try:
-        # Imported here only: scoring must not pull in TensorFlow.
-        from memnet_tf.tracking import tracker as tracker_lib
-    except ImportError as error:
-        raise RuntimeError(
-            "--checkpoint/--saved_model need memnet_tf.tracking.tracker, which could not be "
-            f"imported ({error}); score existing results without those flags") from error
-    if not hasattr(tracker_lib, "make_tracker_factory"):
-        raise RuntimeError("memnet_tf.tracking.tracker has no make_tracker_factory(checkpoint, "
-                           "saved_model, track_config); cannot run our tracker yet")
+    import dataclasses
+
+    # Imported here only: scoring existing results must not pull in TensorFlow.
+    from memnet_tf.models import loading
+    from memnet_tf.tracking import tracker as tracker_lib
+
+    track_config = None
+    if flag_values.checkpoint:
+        run_config = config_lib.track_config_from_flags(loading.run_flags(flag_values.checkpoint))
+        overrides = {field.name: flag_values[field.name].value
+                     for field in dataclasses.fields(config_lib.TrackConfig)
+                     if field.name in flag_values and flag_values[field.name].present}
+        track_config = dataclasses.replace(run_config, **overrides)
     return tracker_lib.make_tracker_factory(
         checkpoint=flag_values.checkpoint or None,
         saved_model=flag_values.saved_model or None,
-        track_config=config_lib.track_config_from_flags(flag_values))
+        track_config=track_config)
 
 
 def main(argv):
