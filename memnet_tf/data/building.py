@@ -181,12 +181,8 @@ def build_tfrecords(source: str, root: str, output_dir: str, split: str = "train
         FileNotFoundError: a missing root.
         ValueError: bad arguments, or no usable track.
     """
-    # TensorFlow is only needed to write records; worker processes never import it.
-    from memnet_tf.data import tfrecord  # pylint: disable=import-outside-toplevel
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    if split not in tfrecord.SPLITS:
-        raise ValueError(f"split={split!r}: expected one of {tfrecord.SPLITS}")
+    if split not in ("train", "val"):
+        raise ValueError(f"split={split!r}: expected 'train' or 'val'")
     if num_shards < 1:
         raise ValueError(f"num_shards={num_shards} must be positive")
     skips = SkipReport()
@@ -223,6 +219,11 @@ def build_tfrecords(source: str, root: str, output_dir: str, split: str = "train
         raise ValueError(f"root={root!r}: no usable {source} track after cutting patches "
                          f"({details})")
     num_shards = min(num_shards, len(kept))
+    # TensorFlow is only needed to write records (worker processes never import it), so bad
+    # arguments and empty datasets are reported before paying for its import.
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from memnet_tf.data import tfrecord  # pylint: disable=import-outside-toplevel
 
     names = [tfrecord.shard_name(split, i, num_shards) for i in range(num_shards)]
     finals = [os.path.join(output_dir, name) for name in names]

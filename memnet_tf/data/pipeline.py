@@ -377,8 +377,16 @@ def _tfrecord_clips(data_cfg, geometry: PatchGeometry, split: str, seed: int) ->
         ok.set_shape([])
         return patches, boxes, tf.stack([tf.constant(seed, tf.int64), number]), ok
 
+    def usable(patches, boxes, key, ok):
+        del patches, boxes, key
+        return ok
+
+    def without_flag(patches, boxes, key, ok):
+        del ok
+        return patches, boxes, key
+
     clips = records.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    return clips.filter(lambda p, b, k, ok: ok).map(lambda p, b, k, ok: (p, b, k))
+    return clips.filter(usable).map(without_flag)
 
 
 # ----------------------------------------------------------------------------------------------

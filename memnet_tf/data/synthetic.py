@@ -437,8 +437,14 @@ class SyntheticVideo:
         """float64 `[length, 4]` target boxes `[x, y, w, h]` (0-based, integer valued)."""
         return self._boxes
 
-    def render(self, k: int) -> np.ndarray:
-        """Frame k as uint8 `[height, width, 3]` RGB."""
+    def render(self, k: int, with_target: bool = True) -> np.ndarray:
+        """Frame k as uint8 `[height, width, 3]` RGB.
+
+        Args:
+            k: frame index.
+            with_target: False leaves the target out (the rest of the scene is unchanged), to see
+                exactly which pixels the target covers.
+        """
         if not 0 <= k < self.length:
             raise IndexError(f"frame {k} out of range for a video of {self.length} frames")
         height, width = self.frame_hw
@@ -446,7 +452,8 @@ class SyntheticVideo:
         frame = self._canvas[oy:oy + height, ox:ox + width].copy()
         for boxes, appearance in self._distractors:
             _paint(frame, boxes[k], appearance, k)
-        _paint(frame, self._boxes[k], self._target, k)
+        if with_target:
+            _paint(frame, self._boxes[k], self._target, k)
         if self._occluder is not None:
             boxes, colour, stripes = self._occluder
             x, y, w, h = (int(v) for v in boxes[k])
