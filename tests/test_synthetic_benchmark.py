@@ -26,10 +26,8 @@ def _read_otb_truth(folder) -> np.ndarray:
 
 
 def test_evaluate_after_training_scores_tracker_and_static_baseline(tmp_path):
-    try:
-        from memnet_tf.data import synthetic  # noqa: F401
-    except ImportError as error:
-        pytest.skip(f"memnet_tf.data.synthetic cannot be imported yet ({error})")
+    pytest.importorskip("memnet_tf.data.synthetic",
+                        reason="memnet_tf.data.synthetic (the held-out videos) is not importable")
     import keras
 
     from memnet_tf.eval import synthetic_benchmark

@@ -1,4 +1,4 @@
-"""Tests of `python -m memnet_tf.track` (subprocess, with a tiny checkpoint made here) and its helpers."""
+"""Tests of `python -m memnet_tf.track` (subprocess, tiny checkpoint made here) and helpers."""
 
 from __future__ import annotations
 
