@@ -1,4 +1,4 @@
-"""Helpers of the data tests: the shared data folder and tiny VID / GOT-10k trees with real files."""
+"""Data test helpers: the shared data folder and tiny VID / GOT-10k trees with real files."""
 
 from __future__ import annotations
 

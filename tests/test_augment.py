@@ -1,4 +1,4 @@
-"""Tests of the stretch/translate augmentation (spec 7.3): geometry, image/box consistency, seeds."""
+"""Tests of the stretch/translate augmentation (spec 7.3): geometry, image/box agreement, seeds."""
 
 from __future__ import annotations
 

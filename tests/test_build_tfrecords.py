@@ -1,4 +1,4 @@
-"""Tests of the TFRecord builder (library and CLI): patches, boxes, manifest, skips, atomic shards."""
+"""Tests of the TFRecord builder (library and CLI): patches, boxes, manifest, skips, shards."""
 
 from __future__ import annotations
 

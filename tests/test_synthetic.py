@@ -1,4 +1,4 @@
-"""Tests of the synthetic videos: determinism, tight ground truth, motion, scale, speed, OTB files."""
+"""Tests of the synthetic videos: determinism, tight boxes, motion, scale, speed, OTB files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of the VID, GOT-10k and OTB readers on tiny trees with real XML/JPEG files, and otb_mini."""
+"""Tests of the VID, GOT-10k and OTB readers on tiny trees of real XML/JPEG files and otb_mini."""
 
 from __future__ import annotations
 

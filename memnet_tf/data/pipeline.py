@@ -259,7 +259,8 @@ class _RecordClips:
         if expected is not None and num_read < expected:
             _record_skip("record unreadable (corrupt shard)",
                          f"{shard}: only {num_read} of {expected} records could be read; a "
-                         "corrupt record made the rest of the shard unreadable", expected - num_read)
+                         "corrupt record made the rest of the shard unreadable",
+                         count=expected - num_read)
 
     def _clip(self, record: bytes, where: str, number: int):
         size = self.geometry.patch_size

@@ -398,11 +398,13 @@ class SyntheticVideo:
                 step = int(extras[i])
                 for yy in range(cy - ry, cy + ry, 2 * step):
                     cv2.rectangle(canvas, (cx - rx, yy), (cx + rx, yy + step - 1), other, -1)
+        # Fine texture: a window of the shared noise tile (repeated if the canvas is larger).
         noise = _noise_tile()
-        oy, ox = int(rng.integers(0, 512 - min(ch, 512) + 1)), int(rng.integers(0, 512 - min(cw, 512) + 1))
-        reps = (math.ceil(ch / 512) + 1, math.ceil(cw / 512) + 1, 1)
-        tile = np.tile(noise, reps)[oy:oy + ch, ox:ox + cw] if max(ch, cw) > 512 else \
-            noise[oy:oy + ch, ox:ox + cw]
+        if ch >= noise.shape[0] or cw >= noise.shape[1]:
+            noise = np.tile(noise, (ch // noise.shape[0] + 1, cw // noise.shape[1] + 1, 1))
+        oy = int(rng.integers(0, noise.shape[0] - ch + 1))
+        ox = int(rng.integers(0, noise.shape[1] - cw + 1))
+        tile = noise[oy:oy + ch, ox:ox + cw]
         self._canvas = np.clip(canvas.astype(np.int16) + tile, 0, 255).astype(np.uint8)
         pan = np.stack([_smooth_walk(rng, self.length, 20, 0.35 * pad, 0, 2 * pad, start=pad),
                         _smooth_walk(rng, self.length, 20, 0.35 * pad, 0, 2 * pad, start=pad)],
