@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 import tempfile
+from _machine import cpu_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGFILE = "experiments/siamfc_fdsiamfc30.flags"
@@ -39,15 +39,6 @@ def _shared_dir() -> str:
     return os.environ.get("MEMNET_SHARED_DIR", os.path.join(os.path.dirname(REPO), "shared"))
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _num_cpus() -> int:
@@ -185,7 +176,7 @@ def main(argv=None) -> int:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"# SiamFC mode (FDSiamFC-30, {FLAGFILE}) on otb_mini + vot_bag")
     print(f"# date {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; "
-          f"nproc {_num_cpus()}; CPU {_cpu_model()}; load average {load} (shared machine); "
+          f"nproc {_num_cpus()}; CPU {cpu_model()}; load average {load} (shared machine); "
           f"TensorFlow {tf.__version__}; "
           f"checkpoint {args.checkpoint or 'imported afresh'}"
           + (f"; first {args.max_frames} frames" if args.max_frames else ""))

@@ -24,11 +24,11 @@ from __future__ import annotations
 import datetime
 import os
 import pathlib
-import platform
 import sys
 import time
 
 from absl import app, flags
+from _machine import cpu_model
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -42,16 +42,6 @@ _WIDTH = flags.DEFINE_float("width_multiplier", 1.0, "Backbone width (1.0 = pape
 TARGET_RATIO = 1.25
 
 
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or the platform's guess)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def load_frames(num_frames: int, sequence: str):

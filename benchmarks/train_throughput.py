@@ -16,11 +16,11 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
+from _machine import cpu_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {
@@ -32,15 +32,6 @@ CONFIGS = {
 }
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def measure(name: str, steps: int) -> dict:
@@ -105,7 +96,7 @@ def main():
     if args.child:
         print("RESULT " + json.dumps(measure(args.child, args.steps)), flush=True)
         return
-    print(f"train_throughput  {datetime.date.today()}  nproc={os.cpu_count()}  cpu={_cpu_model()}")
+    print(f"train_throughput  {datetime.date.today()}  nproc={os.cpu_count()}  cpu={cpu_model()}")
     rows = []
     for name in args.configs.split(","):
         if name not in CONFIGS:
