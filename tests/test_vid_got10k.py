@@ -145,7 +145,7 @@ def test_parse_box_lines_separators_and_invalid_boxes(tmp_path):
 def test_track_rejects_bad_boxes():
     with pytest.raises(ValueError, match="frame 1 .*NaN"):
         Track("t", ("a.jpg", "b.jpg"), np.array([[0, 0, 5, 5], [0, np.nan, 5, 5]]))
-    with pytest.raises(ValueError, match="zero or negative size"):
+    with pytest.raises(ValueError, match="non-positive width or height"):
         Track("t", ("a.jpg",), np.array([[0, 0, 0, 5]]))
     with pytest.raises(ValueError, match="2 frames but 1 boxes"):
         Track("t", ("a.jpg", "b.jpg"), np.array([[0, 0, 5, 5]]))

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from memnet_tf.geometry.boxes import validate_box
+
 # Total stride of the AlexNet backbone: one response cell is 8 search-crop pixels.
 TOTAL_STRIDE = 8
 
@@ -55,35 +57,6 @@ class PatchGeometry:
     def exemplar_offset(self) -> int:
         """Top-left pixel of the un-augmented exemplar inside the patch (72 for 271/127)."""
         return (self.patch_size - self.exemplar_size) // 2
-
-
-def validate_box(box_xywh, image_shape=None, name: str = "box") -> np.ndarray:
-    """Checks a `[x, y, w, h]` box and returns it as float64.
-
-    Args:
-        box_xywh: `[4]` box, 0-based top-left.
-        image_shape: optional `(height, width, ...)`; when given the box must overlap the image.
-        name: how the box is named in error messages (e.g. "file.txt line 3").
-
-    Returns:
-        `[4]` float64 array.
-
-    Raises:
-        ValueError: NaN/inf values, a non-positive size, or no overlap with the image.
-    """
-    box = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
-    if box.shape != (4,):
-        raise ValueError(f"{name}: expected 4 numbers x,y,w,h, got {box.size}")
-    if not np.all(np.isfinite(box)):
-        raise ValueError(f"{name}: box {box.tolist()} contains NaN or inf")
-    if box[2] <= 0 or box[3] <= 0:
-        raise ValueError(f"{name}: box {box.tolist()} has zero or negative size")
-    if image_shape is not None:
-        height, width = image_shape[:2]
-        x, y, w, h = box
-        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-            raise ValueError(f"{name}: box {box.tolist()} lies outside the {width}x{height} frame")
-    return box
 
 
 def exemplar_side(w: float, h: float, context: float = 0.5) -> float:

@@ -12,7 +12,8 @@ import threading
 import numpy as np
 from PIL import Image
 
-from memnet_tf.data.patches import validate_box
+from memnet_tf.eval import datasets as eval_datasets
+from memnet_tf.geometry.boxes import validate_box
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _MAX_EXAMPLES = 5
@@ -170,11 +171,11 @@ def read_otb_tracks(root: str, min_frames: int = 1, skips: SkipReport | None = N
                     strict: bool = False) -> list[Track]:
     """Reads OTB-layout sequences (`<Seq>/img/*.jpg` + `groundtruth_rect*.txt`) as Tracks.
 
-    OTB boxes are 1-based and converted to 0-based. A sequence with several ground-truth files
-    (`groundtruth_rect.1.txt`, `.2.txt`: two targets) gives one track per file, named
-    "<Seq>.1", "<Seq>.2". When there are more images than boxes the first frames are used
-    (OTB's Football1 has 81 images and 74 boxes); sequences whose annotation starts later
-    (OTB's David) are not supported by this minimal reader.
+    Parsing is the evaluation reader's (`eval.datasets.read_otb`), so training and evaluation
+    agree on every OTB convention: 1-based boxes become 0-based, a folder with several
+    ground-truth files gives one track per target ("<Seq>.1", "<Seq>.2"), annotation frame
+    ranges (OTB's David starts at frame 300) and surplus images (Football1) are handled.
+    Frames without a valid box are skipped and counted.
 
     Args:
         root: folder of sequence folders.
@@ -188,32 +189,16 @@ def read_otb_tracks(root: str, min_frames: int = 1, skips: SkipReport | None = N
     Raises:
         FileNotFoundError: `root` does not exist.
     """
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"{root}: OTB root folder not found")
     skips = skips if skips is not None else SkipReport()
+    problems = None if strict else []
+    sequences = eval_datasets.read_otb(root, errors=problems)
+    for problem in problems or ():
+        skips.add("malformed sequence", problem)
     tracks = []
-    for sequence in sorted(os.listdir(root)):
-        folder = os.path.join(root, sequence)
-        gt_files = sorted(glob.glob(os.path.join(folder, "groundtruth_rect*.txt")))
-        if not os.path.isdir(os.path.join(folder, "img")) or not gt_files:
-            continue
-        frames = list_images(os.path.join(folder, "img"))
-        for gt_file in gt_files:
-            suffix = os.path.basename(gt_file)[len("groundtruth_rect"):-len(".txt")]
-            name = sequence + suffix
-            try:
-                boxes = parse_box_lines(gt_file)
-                if len(boxes) > len(frames):
-                    raise ValueError(f"{gt_file}: {len(boxes)} boxes but only {len(frames)} "
-                                     f"images in {os.path.join(folder, 'img')}")
-            except ValueError as error:
-                if strict:
-                    raise
-                skips.add("malformed sequence", str(error))
-                continue
-            # 1-based OTB pixels -> 0-based.
-            boxes = [None if b is None else b - np.array([1.0, 1.0, 0.0, 0.0]) for b in boxes]
-            track = track_from_frames(name, frames[:len(boxes)], boxes, skips, min_frames)
-            if track is not None:
-                tracks.append(track)
+    for sequence in sorted(sequences, key=lambda s: s.name):
+        boxes = [box if valid else None
+                 for box, valid in zip(sequence.ground_truth, sequence.valid)]
+        track = track_from_frames(sequence.name, sequence.image_files, boxes, skips, min_frames)
+        if track is not None:
+            tracks.append(track)
     return tracks

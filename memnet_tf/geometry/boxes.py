@@ -208,12 +208,13 @@ def _frame_hw(frame_shape, name: str) -> tuple[int, int]:
     return int(frame_shape[0]), int(frame_shape[1])
 
 
-def validate_box(box, frame_shape, name: str) -> np.ndarray:
-    """Checks one `[x, y, w, h]` box against a frame and returns it as float64.
+def validate_box(box, frame_shape=None, name: str = "box") -> np.ndarray:
+    """Checks one `[x, y, w, h]` box (against a frame, when given) and returns it as float64.
 
     Args:
         box: `[4]` box as (x, y, w, h).
-        frame_shape: the image shape `[H, W]` or `[H, W, C]` (numpy order, not PIL's (W, H)).
+        frame_shape: the image shape `[H, W]` or `[H, W, C]` (numpy order, not PIL's (W, H)),
+            or None to check the box alone.
         name: what the box is, for the error message (e.g. "groundtruth_rect.txt line 3").
 
     Returns:
@@ -232,6 +233,8 @@ def validate_box(box, frame_shape, name: str) -> np.ndarray:
     x, y, w, h = array
     if w <= 0 or h <= 0:
         raise ValueError(f"{name}: box {array.tolist()} has a non-positive width or height")
+    if frame_shape is None:
+        return array
     height, width = _frame_hw(frame_shape, name)
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise ValueError(f"{name}: box {array.tolist()} lies completely outside the "
