@@ -43,6 +43,8 @@ def main(argv):
 
     import tensorflow as tf  # after flag parsing: `--help` stays fast
 
+    import keras
+
     from memnet_tf.data import pipeline
     from memnet_tf.training.trainer import NonFiniteLossError, Trainer, make_strategy
 
@@ -52,8 +54,6 @@ def main(argv):
         os.path.join(train_cfg.model_dir, "config.json"),
         config_lib.to_json({"model": model_cfg, "data": data_cfg, "train": train_cfg,
                             "track": track_cfg}))
-    import keras
-
     keras.utils.set_random_seed(train_cfg.seed)
     try:
         strategy = make_strategy(train_cfg.strategy)
@@ -74,9 +74,7 @@ def main(argv):
               f"{train_cfg.model_dir}", flush=True)
         trainer = Trainer(model_cfg, data_cfg, train_cfg, train_dataset, val_dataset, strategy)
         trainer.run(progress=lambda line: print(line, flush=True))
-    except (ValueError, FileNotFoundError) as e:
-        _fail(str(e))
-    except NonFiniteLossError as e:
+    except (ValueError, FileNotFoundError, NonFiniteLossError) as e:
         _fail(str(e))
     except tf.errors.OpError as e:
         _fail(f"{type(e).__name__}: {e.message.splitlines()[0] if e.message else e}")

@@ -39,8 +39,8 @@ class AlexNetBackbone(keras.layers.Layer):
         self.bn_epsilon = bn_epsilon
         self.bn_momentum = bn_momentum
         self.input_scale = input_scale
-        # Sub-layers are plain named attributes (conv1..conv5, conv1_bn..conv4_bn): tf.train.Checkpoint
-        # does not see inside Keras 3's list wrappers.
+        # Sub-layers are plain named attributes (conv1..conv5, conv1_bn..conv4_bn):
+        # tf.train.Checkpoint does not see inside Keras 3's list wrappers.
         for i, (c, (k, s), g) in enumerate(zip(self.channels, _CONV_GEOMETRY, self.groups)):
             setattr(self, f"conv{i + 1}", keras.layers.Conv2D(
                 c, k, strides=s, groups=g, padding="valid", name=f"conv{i + 1}"))

@@ -176,13 +176,13 @@ def check_images(images, name: str, size: int, batch_rank: int = 1) -> tf.Tensor
       `images` as a float32 tensor.
     """
     images = tf.convert_to_tensor(images, dtype=tf.float32)
-    expected = ["batch"] * (batch_rank == 1) + ["batch", "time"] * (batch_rank == 2)
-    expected = "[" + ", ".join(expected + [str(size), str(size), "3"]) + "]"
+    expected = "[" + ", ".join(["batch", "time"][:batch_rank] + [str(size), str(size), "3"]) + "]"
     shape = images.shape
     if (shape.rank != batch_rank + 3
             or any(d is not None and d != want
                    for d, want in zip(shape[batch_rank:], (size, size, 3)))):
-        raise ValueError(f"{name}: expected shape {expected}, got {shape.as_list() if shape.rank is not None else shape}")
+        got = shape.as_list() if shape.rank is not None else "unknown rank"
+        raise ValueError(f"{name}: expected shape {expected}, got {got}")
     if tf.executing_eagerly():
         if not bool(tf.reduce_all(tf.math.is_finite(images))):
             raise ValueError(f"{name}: contains NaN or Inf (expected finite values in [0, 1], "
@@ -261,7 +261,7 @@ class MemTrack(keras.Model):
                                     self.model_config.memory_size, batch)
 
     def recurrent_step(self, search_features, write_template, state, training=False):
-        """Attention, controller and memory for one frame: returns (template, state, diagnostics)."""
+        """Attention, controller and memory for one frame -> (template, state, diagnostics)."""
         if self.cell is None:
             return state.initial_template, state, {}
         outputs, new_state = self.cell((search_features, write_template), state,

@@ -8,7 +8,6 @@ import math
 import os
 import time
 
-import numpy as np
 import tensorflow as tf
 import keras
 
