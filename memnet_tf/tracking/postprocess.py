@@ -136,7 +136,8 @@ def upsample_responses(responses, factor: int = 16) -> np.ndarray:
         raise ValueError(f"upsample_responses: factor={factor} must be >= 1")
     rows = bicubic_upsample_matrix(maps.shape[1], maps.shape[1] * factor)
     cols = bicubic_upsample_matrix(maps.shape[2], maps.shape[2] * factor)
-    upsampled = np.einsum("ui,sij,vj->suv", rows, maps.astype(np.float64), cols)
+    # Two matrix products: a three-operand einsum without an optimised path costs ~80 ms here.
+    upsampled = rows @ maps.astype(np.float64) @ cols.T
     return upsampled.astype(np.float32 if maps.dtype == np.float32 else np.float64)
 
 

@@ -110,34 +110,6 @@ def to_float_frame(image, name: str = "image") -> np.ndarray:
     return frame
 
 
-def upsample_responses(responses, factor: int) -> np.ndarray:
-    """`postprocess.upsample_responses` as two matrix products (numpy reference of the graph).
-
-    The tracker up-samples inside its `tf.function` (`upsample_responses_tf`); this is the same
-    TF1 legacy align-corners bicubic in float64, for tests and offline use. (The einsum of
-    `postprocess.upsample_responses` takes ~80 ms per frame; two matmuls well under 1 ms.)
-
-    Args:
-        responses: `[num_scales, R, R]` response maps.
-        factor: up-sampling factor (16).
-
-    Returns:
-        `[num_scales, R * factor, R * factor]` maps, float32 for float32 input.
-
-    Raises:
-        ValueError: a non-3-D input or NaN/Inf responses.
-    """
-    maps = np.asarray(responses)
-    if maps.ndim != 3:
-        raise ValueError(f"responses: expected [num_scales, height, width], got {maps.shape}")
-    if not np.all(np.isfinite(maps)):
-        raise ValueError("responses: the network produced NaN or Inf")
-    rows = postprocess.bicubic_upsample_matrix(maps.shape[1], maps.shape[1] * factor)
-    cols = postprocess.bicubic_upsample_matrix(maps.shape[2], maps.shape[2] * factor)
-    upsampled = rows @ maps.astype(np.float64) @ cols.T
-    return upsampled.astype(np.float32 if maps.dtype == np.float32 else np.float64)
-
-
 def upsample_responses_tf(responses: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
     """Up-samples square maps with an interpolation matrix, in TF: `M @ r @ M^T`.
 
@@ -172,7 +144,7 @@ def estimate_target(upsampled, center_xy, size_wh, initial_size_wh, search_sides
 
     Args:
         upsampled: `[num_scales, U, U]` responses up-sampled x`upsample_factor` with the TF1
-            legacy bicubic (`upsample_responses`), scales in increasing order.
+            legacy bicubic (`postprocess.upsample_responses`), scales in increasing order.
         center_xy: `[2]` current target centre (cx, cy), frame pixels.
         size_wh: `[2]` current target size (w, h).
         initial_size_wh: `[2]` first-frame target size (w, h).
@@ -508,5 +480,5 @@ def make_tracker_factory(checkpoint: str | None = None, saved_model: str | None 
 
 
 __all__ = ["MemTracker", "TargetEstimate", "TrackerFactory", "estimate_target",
-           "make_tracker_factory", "to_float_frame", "upsample_responses",
+           "make_tracker_factory", "to_float_frame",
            "upsample_responses_tf"]
