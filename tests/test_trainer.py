@@ -154,3 +154,31 @@ def test_mirrored_strategy_on_two_cpus_equals_one_device():
     result = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=600)
     assert "MIRRORED_OK" in result.stdout, result.stdout + result.stderr[-3000:]
+
+
+def test_warm_started_frozen_backbone_stays_fixed_while_memory_trains(tiny_model_config,
+                                                                     tmp_path):
+    from memnet_tf.models.memtrack import build_model
+
+    source = build_model(tiny_model_config, seed=7)
+    rng = np.random.default_rng(1)
+    for v in source.backbone.weights:  # distinctive but sane values, BN statistics included
+        if "moving_variance" in v.path:
+            v.assign(rng.uniform(0.5, 1.5, size=v.shape).astype(np.float32))
+        else:
+            v.assign(v.numpy() * 1.3 + rng.normal(0, 0.01, size=v.shape).astype(np.float32))
+    tf.train.Checkpoint(model=source).save(str(tmp_path / "source" / "ckpt"))
+
+    trainer = _trainer(tiny_model_config, tmp_path / "run",
+                       init_backbone=str(tmp_path / "source"), freeze_backbone=True,
+                       learning_rate=1e-2)
+    lines = []
+    trainer.run(progress=lines.append)
+    assert any("backbone warm-started from" in line and "(frozen)" in line for line in lines)
+    for a, b in zip(source.backbone.weights, trainer.model.backbone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert not any("feature_extraction" in v.path for v in trainer.model.trainable_variables)
+    fresh = build_model(tiny_model_config, seed=7)
+    moved = [v.path for v, f in zip(trainer.model.weights, fresh.weights)
+             if "memory_cell" in v.path and not np.allclose(v.numpy(), f.numpy())]
+    assert moved  # the memory side did train

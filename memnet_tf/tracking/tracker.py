@@ -198,7 +198,9 @@ class MemTracker:
         state: the `MemTrackState` kept after the last frame, batch `num_scales`.
         debug: after `update`, a dict with `best_scale`, `peak` (px, py), `responses`
             `[num_scales, R, R]`, `upsampled` `[U, U]` (winning scale), and, with memory,
-            `read_weights` `[num_scales, N]` (before the state selection).
+            `read_weights` `[num_scales, N]` (before the state selection), and `diagnostics`:
+            the winning scale's step diagnostics (`control_gates [3]`, `residual_gate [C]`,
+            `read_weights [N]`, `attention [L, L]`, ...; empty without memory).
     """
 
     def __init__(self, model, track_config: config_lib.TrackConfig | None = None,
@@ -363,6 +365,9 @@ class MemTracker:
                       "responses": responses.numpy(), "upsampled": estimate.upsampled}
         if "read_weights" in diagnostics:
             self.debug["read_weights"] = diagnostics["read_weights"].numpy()
+        # The memory's behaviour at the winning scale (gates, residual gate, attention, ...).
+        self.debug["diagnostics"] = {name: value.numpy()[estimate.best_scale]
+                                     for name, value in diagnostics.items()}
         return self.box(frame.shape)
 
     def box(self, frame_shape=None) -> np.ndarray:

@@ -79,6 +79,7 @@ class Trainer:
                 self.checkpoint, train_cfg.model_dir, max_to_keep=train_cfg.keep_checkpoints)
         self.train_dataset_fn = train_dataset_fn
         self._train_step_fn = None
+        self.warm_started_from = None
         self._eval_step_fn = None
 
     # ------------------------------------------------------------------ set-up
@@ -94,7 +95,7 @@ class Trainer:
             self.checkpoint.restore(path).assert_existing_objects_matched()
             return path
         if self.train_cfg.init_backbone:
-            restore_backbone(self.model, self.train_cfg.init_backbone)
+            self.warm_started_from = restore_backbone(self.model, self.train_cfg.init_backbone)
         return None
 
     # ------------------------------------------------------------------ steps
@@ -199,6 +200,9 @@ class Trainer:
         start = int(self.step.numpy())
         if resumed:
             progress(f"resumed from {resumed} at step {start}")
+        elif self.warm_started_from:
+            frozen = " (frozen)" if self.train_cfg.freeze_backbone else ""
+            progress(f"backbone warm-started from {self.warm_started_from}{frozen}")
         if start >= cfg.train_steps:
             progress(f"already at step {start} >= train_steps={cfg.train_steps}")
             return {}
