@@ -230,6 +230,17 @@ def track_config_from_flags(flag_values) -> TrackConfig:
     return _from_flag_values(TrackConfig, flag_values)
 
 
+def override_from_flags(config, flag_values):
+    """`config` with the fields whose flags were given explicitly on the command line replaced.
+
+    Commands that reuse a run's configuration (tracking with a checkpoint's own track config,
+    say) let the flags typed on their own command line take precedence, and nothing else.
+    """
+    given = {field.name: flag_values[field.name].value for field in dataclasses.fields(config)
+             if field.name in flag_values and flag_values[field.name].present}
+    return dataclasses.replace(config, **given)
+
+
 def to_json(configs: dict[str, Any]) -> str:
     """Serialises a dict of config dataclasses (name -> instance) to JSON."""
     return json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()}, indent=2)

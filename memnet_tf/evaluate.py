@@ -30,26 +30,19 @@ _TITLES = {"otb100": "OTB-100", "otb2013": "OTB-2013", "vot": "VOT (one pass)",
 def _make_tracker_factory(flag_values):
     """Our tracker as a picklable zero-argument factory (see `ope.run_ope`).
 
-    Tracking hyper-parameters are the run's own (its flags.txt), overridden only by tracking
-    flags given explicitly on this command line.
+    Tracking hyper-parameters are the run's own (its flags.txt, or the copy in the export),
+    overridden only by tracking flags given explicitly on this command line.
     """
-    import dataclasses
-
     # Imported here only: scoring existing results must not pull in TensorFlow.
     from memnet_tf.models import loading
     from memnet_tf.tracking import tracker as tracker_lib
 
-    track_config = None
-    if flag_values.checkpoint:
-        run_config = config_lib.track_config_from_flags(loading.run_flags(flag_values.checkpoint))
-        overrides = {field.name: flag_values[field.name].value
-                     for field in dataclasses.fields(config_lib.TrackConfig)
-                     if field.name in flag_values and flag_values[field.name].present}
-        track_config = dataclasses.replace(run_config, **overrides)
-    return tracker_lib.make_tracker_factory(
-        checkpoint=flag_values.checkpoint or None,
-        saved_model=flag_values.saved_model or None,
-        track_config=track_config)
+    checkpoint = flag_values.checkpoint or None
+    saved_model = flag_values.saved_model or None
+    track_config = config_lib.override_from_flags(
+        loading.run_track_config(checkpoint, saved_model), flag_values)
+    return tracker_lib.make_tracker_factory(checkpoint=checkpoint, saved_model=saved_model,
+                                            track_config=track_config)
 
 
 def main(argv):

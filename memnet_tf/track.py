@@ -1,6 +1,7 @@
 """Tracks one target through a video, a folder of frames or an OTB/VOT sequence.
 
-    python -m memnet_tf.track --checkpoint=runs/x (--video=FILE | --images=DIR | --sequence=DIR)
+    python -m memnet_tf.track (--checkpoint=runs/x | --saved_model=exports/x)
+        (--video=FILE | --images=DIR | --sequence=DIR)
         [--init_box=x,y,w,h] [--output_video=out.mp4] [--output_boxes=out.txt] [--show_response]
 
 Shows a progress line with the speed on stderr. `--output_boxes` gets one `x,y,w,h` line per
@@ -9,7 +10,7 @@ drawn (and the ground truth, when known), plus with `--show_response` the respon
 memory read weights as insets. A `--sequence` gives the first box from its ground truth unless
 `--init_box` is set, and at the end `success_auc=... precision=...` against that ground truth.
 Bad input (missing or unreadable frame, a box of zero size or outside the frame, a missing
-checkpoint) ends with one `error: ...` line naming the file or box, and exit status 2.
+checkpoint or export) ends with one `error: ...` line naming the file or box, and exit status 2.
 """
 
 from __future__ import annotations
@@ -377,46 +378,43 @@ def is_input_error(error: Exception) -> bool:
     return tf is not None and isinstance(error, tf.errors.OpError)
 
 
-def load_tracking_model(checkpoint: str, flag_values):
-    """The run's model and its track config, with tracking flags given here taking precedence.
+def load_tracker(flag_values):
+    """Our tracker on `--checkpoint` or `--saved_model`, with the run's tracking configuration.
+
+    Tracking flags given explicitly on this command line take precedence over the run's own
+    (its flags.txt, or the copy inside the export).
 
     Args:
-        checkpoint: run folder or checkpoint prefix.
         flag_values: this command's parsed flags.
 
     Returns:
-        `(model, TrackConfig)`.
+        A `MemTracker`.
     """
     from memnet_tf import config as config_lib
     from memnet_tf.models import loading
+    from memnet_tf.tracking import tracker as tracker_lib
 
-    model, run_flag_values = loading.load_model(checkpoint)
-    values = {}
-    for field in dataclasses.fields(config_lib.TrackConfig):
-        given = field.name in flag_values and flag_values[field.name].present
-        source = flag_values if given else run_flag_values
-        if field.name in source:
-            values[field.name] = source[field.name].value
-    return model, config_lib.TrackConfig(**values)
+    checkpoint = flag_values.checkpoint or None
+    saved_model = flag_values.saved_model or None
+    track_config = config_lib.override_from_flags(
+        loading.run_track_config(checkpoint, saved_model), flag_values)
+    return tracker_lib.make_tracker_factory(checkpoint, saved_model, track_config)()
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.checkpoint:
+    if bool(FLAGS.checkpoint) == bool(FLAGS.saved_model):
         # Checked here: absl's required-flag check cannot see an empty-string default.
-        print("error: --checkpoint is required (a run folder or a checkpoint prefix)",
-              file=sys.stderr)
+        print("error: give --checkpoint (a run folder or a checkpoint prefix) or --saved_model "
+              "(an export folder), not both", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         source = select_source(FLAGS.video, FLAGS.images, FLAGS.sequence)
         init_box = parse_box(FLAGS.init_box) if FLAGS.init_box else None
         # Bad boxes and unreadable first frames fail before the model is loaded.
         check_first_frame(source, init_box)
-        model, track_config = load_tracking_model(FLAGS.checkpoint, FLAGS)
-        from memnet_tf.tracking import tracker as tracker_lib
-
-        tracker = tracker_lib.MemTracker(model, track_config)
+        tracker = load_tracker(FLAGS)
         boxes = run_tracking(tracker, source, init_box, FLAGS.output_video,
                              FLAGS.show_response)
         if FLAGS.output_boxes:

@@ -183,7 +183,7 @@ def test_bad_inputs_exit_2_naming_the_file(tiny_run, tmp_path):
     assert "Traceback" not in result.stderr
 
     result = run_track(f"--images={images}", "--init_box=30,30,16,16")
-    assert result.returncode == 2 and "--checkpoint is required" in result.stderr
+    assert result.returncode == 2 and "give --checkpoint" in result.stderr
 
 
 def test_unreadable_frame_and_missing_checkpoint_name_the_file(tmp_path):
@@ -205,9 +205,9 @@ def test_unreadable_frame_and_missing_checkpoint_name_the_file(tmp_path):
 
     flag_values = absl_flags.FlagValues()
     memnet_flags.define_flags(flag_values)
-    flag_values(["track"])
+    flag_values(["track", f"--checkpoint={tmp_path / 'no_run'}"])
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "no_run"))) as caught:
-        track.load_tracking_model(str(tmp_path / "no_run"), flag_values)
+        track.load_tracker(flag_values)
     assert track.is_input_error(caught.value)
 
 
@@ -309,8 +309,8 @@ def test_tracking_flags_given_here_override_the_run(tmp_path):
                                                          "--window_influence=0.3"))
     flag_values = absl_flags.FlagValues()
     memnet_flags.define_flags(flag_values)
-    flag_values(["track", "--scale_step=1.2"])
-    model, track_config = track.load_tracking_model(run, flag_values)
-    assert track_config == config_lib.TrackConfig(official_quirks=False, window_influence=0.3,
-                                                  scale_step=1.2)
-    assert model.model_config.hidden_size == 16
+    flag_values(["track", f"--checkpoint={run}", "--scale_step=1.2"])
+    tracker = track.load_tracker(flag_values)
+    assert tracker.track_config == config_lib.TrackConfig(
+        official_quirks=False, window_influence=0.3, scale_step=1.2)
+    assert tracker.model.model_config.hidden_size == 16

@@ -328,10 +328,10 @@ def test_factory_is_picklable_and_uses_the_run_config(tmp_path):
     assert first.model.model_config == config_lib.ModelConfig(**TINY)
     given = config_lib.TrackConfig(window_influence=0.3)
     assert make_tracker_factory(checkpoint=run, track_config=given)().track_config == given
-    with pytest.raises(NotImplementedError, match="SavedModel"):
-        make_tracker_factory(saved_model=str(tmp_path))
     with pytest.raises(ValueError, match="exactly one"):
         make_tracker_factory()
+    with pytest.raises(ValueError, match="exactly one"):
+        make_tracker_factory(checkpoint=run, saved_model=str(tmp_path))
 
 
 def test_runs_inside_a_got10k_experiment(tiny_model, tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""Rebuilding a trained model from a run folder or checkpoint (`--checkpoint=`)."""
+"""Getting a trained model to track with: from a run folder or checkpoint (`--checkpoint=`), or
+from an export (`--saved_model=`, written by `memnet_tf/export.py`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import tensorflow as tf
 
 from memnet_tf import config as config_lib
 from memnet_tf import flags as memnet_flags
+from memnet_tf.layers import states
 from memnet_tf.models.memtrack import MemTrack, build_model
 
 
@@ -30,6 +32,22 @@ def run_flags(checkpoint: str):
     """The flags.txt of the run a checkpoint belongs to, parsed into FlagValues."""
     folder = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
     return memnet_flags.read_flagfile(os.path.join(folder, "flags.txt"))
+
+
+def run_track_config(checkpoint: str | None = None,
+                     saved_model: str | None = None) -> config_lib.TrackConfig:
+    """The tracking configuration a run was trained with, without building its model.
+
+    Args:
+        checkpoint: a run folder or checkpoint prefix (read from its flags.txt), or
+        saved_model: an export (read from its metadata).
+    """
+    if saved_model:
+        from memnet_tf import export  # the metadata format lives with the writer
+
+        return config_lib.TrackConfig(**export.read_metadata(saved_model).get("track_config", {}))
+    resolve_checkpoint(checkpoint)  # a missing run is reported as such, not as a missing flags.txt
+    return config_lib.track_config_from_flags(run_flags(checkpoint))
 
 
 def load_model(checkpoint: str, model_config: config_lib.ModelConfig | None = None):
@@ -61,3 +79,66 @@ def restore_backbone(model: MemTrack, checkpoint: str) -> str:
     status.expect_partial()
     status.assert_existing_objects_matched()
     return path
+
+
+class ExportedMemTrack:
+    """A SavedModel export behind `MemTrack`'s tracking interface.
+
+    It offers what `tracking.MemTracker` uses of a `MemTrack` -- `model_config`,
+    `initialize(exemplar) -> state` and `step(exemplar, search, state) -> (response, state,
+    diagnostics)` -- by calling the export's signatures, so the tracker runs unchanged on a
+    checkpoint or on an export. Build it with `load_saved_model`.
+
+    Attributes:
+        model_config: the exported model's `ModelConfig`.
+        metadata: the export's `assets.extra/memnet_tf.json`.
+    """
+
+    def __init__(self, loaded, metadata: dict):
+        self._loaded = loaded  # keeps the restored variables alive
+        self._initialize = loaded.signatures["initialize"]
+        self._step = loaded.signatures["step"]
+        self.metadata = metadata
+        self.model_config = config_lib.model_config_from_dict(metadata["model_config"])
+
+    def initialize(self, exemplar) -> states.MemTrackState:
+        return states.from_dict(self._initialize(exemplar=exemplar))
+
+    def step(self, exemplar, search, state):
+        outputs = self._step(exemplar=exemplar, search=search, **states.to_dict(state))
+        new_state = states.from_dict(outputs)
+        diagnostics = {}
+        if self.model_config.use_memory:
+            # The same diagnostics as MemTrack.step: the export does not repeat the ones
+            # that are also state fields.
+            diagnostics = {name: value for name, value in outputs.items()
+                           if name not in states.MemTrackState._fields and name != "response"}
+            diagnostics.update(read_weights=new_state.read_weights,
+                               write_weights=new_state.write_weights,
+                               control_gates=new_state.control_gates,
+                               write_decay=new_state.write_decay)
+        return outputs["response"], new_state, diagnostics
+
+
+def load_saved_model(export_dir: str):
+    """Loads an export of `python -m memnet_tf.export`.
+
+    Args:
+        export_dir: the SavedModel folder.
+
+    Returns:
+        `(ExportedMemTrack, TrackConfig)`: the network and the tracking configuration of the
+        run it was exported from.
+
+    Raises:
+        FileNotFoundError: not a SavedModel, or one without memnet_tf's metadata.
+        ValueError: unreadable metadata.
+    """
+    from memnet_tf import export  # the metadata format lives with the writer
+
+    metadata = export.read_metadata(export_dir)
+    loaded = tf.saved_model.load(export_dir)
+    missing = {"initialize", "step"} - set(loaded.signatures)
+    if missing:
+        raise ValueError(f"{export_dir}: SavedModel without the signature(s) {sorted(missing)}")
+    return ExportedMemTrack(loaded, metadata), run_track_config(saved_model=export_dir)

@@ -188,7 +188,9 @@ class MemTracker:
 
     Args:
         model: a built `MemTrack` (any configuration, including the SiamFC mode
-            `use_memory=False`, whose state simply never changes).
+            `use_memory=False`, whose state simply never changes), or an export loaded with
+            `models.loading.load_saved_model` (same interface: `model_config`, `initialize`,
+            `step`).
         track_config: tracking hyper-parameters; `TrackConfig()` (the paper's) when None.
         name: the name got10k experiments store results under.
 
@@ -279,9 +281,7 @@ class MemTracker:
         Returns:
             (`[num_scales, R, R]` responses, new `MemTrackState`, diagnostics dict).
         """
-        write_template = self.model.encode(exemplar)
-        search_features = self.model.encode(search)
-        return self.model.step_features(write_template, search_features, state)
+        return self.model.step(exemplar, search, state)
 
     def _frame_step_graph(self, previous, current, center_xy, exemplar_side, search_sides,
                           state):
@@ -415,17 +415,23 @@ class MemTracker:
 
 
 # One model per process, shared by every tracker the factory makes (OPE workers reuse it).
-_MODEL_CACHE: dict[str, tuple] = {}
+_MODEL_CACHE: dict[tuple[str, str], tuple] = {}
 _MODEL_CACHE_LOCK = threading.Lock()
 
 
-def _load_cached(checkpoint: str):
+def _load_cached(checkpoint: str | None, saved_model: str | None):
+    """`(model, run TrackConfig)` of a checkpoint or an export, loaded once per process."""
     from memnet_tf.models import loading  # imported lazily: factories are built without TF work
 
-    key = os.path.abspath(checkpoint)
+    key = ("saved_model", os.path.abspath(saved_model)) if saved_model else (
+        "checkpoint", os.path.abspath(checkpoint))
     with _MODEL_CACHE_LOCK:
         if key not in _MODEL_CACHE:
-            _MODEL_CACHE[key] = loading.load_model(checkpoint)
+            if saved_model:
+                _MODEL_CACHE[key] = loading.load_saved_model(saved_model)
+            else:
+                model, run_flag_values = loading.load_model(checkpoint)
+                _MODEL_CACHE[key] = (model, config_lib.track_config_from_flags(run_flag_values))
         return _MODEL_CACHE[key]
 
 
@@ -436,23 +442,31 @@ class TrackerFactory:
     in the process that calls it (OPE workers started with 'spawn').
 
     Args:
-        checkpoint: run folder or checkpoint prefix (`models.loading.load_model`).
-        track_config: tracking hyper-parameters; None = the run's flags.txt values.
+        checkpoint: run folder or checkpoint prefix (`models.loading.load_model`), or None.
+        saved_model: an export (`models.loading.load_saved_model`), or None; exactly one of
+            the two is given.
+        track_config: tracking hyper-parameters; None = those of the run (its flags.txt, or
+            the copy inside the export).
         name: tracker name.
     """
 
-    def __init__(self, checkpoint: str, track_config: config_lib.TrackConfig | None = None,
-                 name: str = "MemTrack"):
+    def __init__(self, checkpoint: str | None = None, saved_model: str | None = None,
+                 track_config: config_lib.TrackConfig | None = None, name: str = "MemTrack"):
+        if bool(checkpoint) == bool(saved_model):
+            raise ValueError("give exactly one of checkpoint (a run folder or checkpoint "
+                             "prefix) and saved_model (an export folder)")
         self.checkpoint = checkpoint
+        self.saved_model = saved_model
         self.track_config = track_config
         self.name = name
 
     def __call__(self) -> MemTracker:
-        model, run_flag_values = _load_cached(self.checkpoint)
-        track_config = self.track_config or config_lib.track_config_from_flags(run_flag_values)
-        return MemTracker(model, track_config, name=self.name)
+        model, run_track_config = _load_cached(self.checkpoint, self.saved_model)
+        return MemTracker(model, self.track_config or run_track_config, name=self.name)
 
     def __repr__(self):
+        if self.saved_model:
+            return f"TrackerFactory(saved_model={self.saved_model!r})"
         return f"TrackerFactory(checkpoint={self.checkpoint!r})"
 
 
@@ -463,8 +477,8 @@ def make_tracker_factory(checkpoint: str | None = None, saved_model: str | None 
 
     Args:
         checkpoint: run folder or checkpoint prefix.
-        saved_model: an exported SavedModel (not supported yet).
-        track_config: tracking hyper-parameters; None = the run's flags.txt values.
+        saved_model: an export of `python -m memnet_tf.export`.
+        track_config: tracking hyper-parameters; None = the run's own.
         name: tracker name.
 
     Returns:
@@ -472,16 +486,8 @@ def make_tracker_factory(checkpoint: str | None = None, saved_model: str | None 
 
     Raises:
         ValueError: neither or both of `checkpoint` and `saved_model`.
-        NotImplementedError: `saved_model` (tracking from an export comes with `export.py`).
     """
-    if bool(checkpoint) == bool(saved_model):
-        raise ValueError("give exactly one of checkpoint (a run folder or checkpoint prefix) "
-                         "and saved_model")
-    if saved_model:
-        raise NotImplementedError(
-            f"{saved_model}: tracking from a SavedModel is not implemented yet; use "
-            "--checkpoint=<run folder> instead")
-    return TrackerFactory(checkpoint, track_config, name)
+    return TrackerFactory(checkpoint, saved_model, track_config, name)
 
 
 __all__ = ["MemTracker", "TargetEstimate", "TrackerFactory", "estimate_target",
