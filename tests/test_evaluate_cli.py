@@ -109,17 +109,15 @@ def test_tracker_hook_uses_the_run_tracking_flags_unless_overridden(tmp_path):
 
     from memnet_tf import evaluate
     from memnet_tf import flags as memnet_flags
+    from test_track_cli import write_tiny_run
 
-    run_flags = flags.FlagValues()
-    memnet_flags.define_flags(run_flags)
-    run_flags(["train", "--scale_step=1.0375", "--window_influence=0.176"])
-    memnet_flags.write_flagfile(str(tmp_path / "flags.txt"), run_flags)
-
+    run = write_tiny_run(tmp_path / "run", extra_flags=("--scale_step=1.0375",
+                                                         "--window_influence=0.176"))
     flag_values = flags.FlagValues()
     memnet_flags.define_flags(flag_values)
-    flag_values(["evaluate", f"--checkpoint={tmp_path}", "--window_influence=0.3"])
+    flag_values(["evaluate", f"--checkpoint={run}", "--window_influence=0.3"])
     factory = evaluate._make_tracker_factory(flag_values)
-    assert factory.checkpoint == str(tmp_path)
+    assert factory.checkpoint == run
     assert factory.track_config.scale_step == 1.0375       # from the run
     assert factory.track_config.window_influence == 0.3    # explicitly overridden
     assert factory.track_config.scale_penalty == 0.97      # default in both
