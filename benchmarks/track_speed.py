@@ -15,7 +15,10 @@ For each frame the stages are timed on that frame's own inputs, then the full
   (`MemTrack.step_features`, a tf.function);
 - post-processing: the x16 bicubic up-sampling (TF), scale choice, window, peak, size
   (numpy), and keeping the winner's state (TF);
-- full step: `MemTracker.update` end to end (frame conversion included).
+- full step: `MemTracker.update` end to end (frame conversion included);
+- full step, SavedModel: the same tracker on an export of the same weights
+  (`memnet_tf/export.py`, `--saved_model`), fed the same frames; its boxes must equal the
+  in-process ones (the largest difference is printed).
 The last line is the headline: full step / backbone floor (target <= 1.25).
 """
 
@@ -39,6 +42,7 @@ _FRAMES = flags.DEFINE_integer("frames", 30, "Frames timed (after the warm-up)."
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Frames tracked before timing (tracing, caches).")
 _SEQUENCE = flags.DEFINE_string("sequence", "Couple", "otb_mini sequence to read frames from.")
 _WIDTH = flags.DEFINE_float("width_multiplier", 1.0, "Backbone width (1.0 = paper).")
+_EXPORT = flags.DEFINE_boolean("export", True, "Also time the tracker on a SavedModel export.")
 TARGET_RATIO = 1.25
 
 
@@ -69,7 +73,11 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
+    import tempfile
+
     from memnet_tf import config as config_lib
+    from memnet_tf import export
+    from memnet_tf.models import loading
     from memnet_tf.models.memtrack import build_model
     from memnet_tf.tracking.tracker import (MemTracker, estimate_target, to_float_frame,
                                             upsample_responses_tf)
@@ -79,6 +87,12 @@ def main(argv):
     track_cfg = config_lib.TrackConfig()
     model = build_model(model_cfg)
     tracker = MemTracker(model, track_cfg)
+    exported_tracker = None
+    export_root = tempfile.TemporaryDirectory(prefix="track_speed_")
+    if _EXPORT.value:
+        export_dir = os.path.join(export_root.name, "export")
+        export.export_saved_model(model, export_dir)
+        exported_tracker = MemTracker(loading.load_saved_model(export_dir)[0], track_cfg)
     frames, first_box, description = load_frames(_FRAMES.value + _WARMUP.value + 1,
                                                  _SEQUENCE.value)
     e, s = model_cfg.exemplar_size, model_cfg.search_size
@@ -105,7 +119,10 @@ def main(argv):
 
     names = ("crop", "backbone (floor)", "recurrent step", "post-processing", "full step")
     times = {name: [] for name in names}
+    export_times, box_differences = [], [0.0]
     tracker.init(frames[0], first_box)
+    if exported_tracker is not None:
+        exported_tracker.init(frames[0], first_box)
     for index, image in enumerate(frames[1:]):
         # The stages on this frame's own inputs (the tracker's state before the update).
         previous = tracker._previous
@@ -127,12 +144,20 @@ def main(argv):
         tf.nest.map_structure(lambda t: t.numpy(), kept)
         t_post = time.perf_counter() - start
         start = time.perf_counter()
-        tracker.update(image)
+        box = tracker.update(image)
         t_full = time.perf_counter() - start
+        if exported_tracker is not None:
+            start = time.perf_counter()
+            exported_box = exported_tracker.update(image)
+            t_export = time.perf_counter() - start
+            box_differences.append(float(np.max(np.abs(exported_box - box))))
         if index >= _WARMUP.value:
             for name, value in zip(names, (t_crop, t_backbone, t_step, t_post, t_full)):
                 times[name].append(value * 1e3)
+            if exported_tracker is not None:
+                export_times.append(t_export * 1e3)
 
+    export_root.cleanup()
     median = {name: float(np.median(values)) for name, values in times.items()}
     full, floor = median["full step"], median["backbone (floor)"]
     ratio = full / floor
@@ -145,6 +170,9 @@ def main(argv):
           f"TF {tf.__version__}")
     rows = [(name, f"{median[name]:.1f}", f"{median[name] / full * 100:.0f}%") for name in names]
     rows.append(("sum of stages", f"{sum(median[n] for n in names[:-1]):.1f}", ""))
+    if export_times:
+        exported = float(np.median(export_times))
+        rows.append(("full step, SavedModel", f"{exported:.1f}", f"{exported / full * 100:.0f}%"))
     widths = [max(len(r[i]) for r in rows + [("stage", "median ms/frame", "of full")])
               for i in range(3)]
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
@@ -158,6 +186,9 @@ def main(argv):
     for row in rows:
         print(fmt(row))
     print(line)
+    if export_times:
+        print(f"SavedModel boxes vs in-process boxes: largest difference "
+              f"{max(box_differences):.2g} px over {len(box_differences) - 1} frames")
     print(f"full step / backbone floor = {ratio:.3f} (target <= {TARGET_RATIO}; "
           f"{1e3 / full:.1f} fps; {machine}; {today})")
 
