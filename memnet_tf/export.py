@@ -19,10 +19,11 @@ diagnostics exist only with memory (`--use_memory`); the SiamFC mode's state pas
 `assets.extra/memnet_tf.json` holds the model and tracking configuration and the source
 checkpoint, so an export is self-contained.
 
-The export is written into a temporary folder beside `--export_dir`, reloaded and checked
-against the in-process model on random inputs, and only then renamed into place: a failed or
-interrupted export leaves nothing half-written, and a previous export at the same path stays
-until the new one is complete.
+The export is written into a hidden staging folder beside `--export_dir`, reloaded and checked
+against the in-process model on random inputs, and only then renamed into place: `--export_dir`
+never holds a half-written export, a previous export there stays until the new one is complete,
+a failed export removes its staging folder, and the staging folder of a killed one is removed
+by the next export to the same place.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import tempfile
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from memnet_tf import config as config_lib
 
@@ -122,7 +124,8 @@ def export_saved_model(model, export_dir: str, metadata: dict | None = None,
                                   "--export_dir (an earlier export there would be replaced)")
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
+    _remove_stale_staging(export_dir)
+    staging = tempfile.mkdtemp(prefix=_staging_prefix(export_dir, os.getpid()), dir=parent)
     try:
         module, signatures = make_export_module(model)
         tf.saved_model.save(module, staging, signatures=signatures)
@@ -171,14 +174,16 @@ def verify_export(model, export_dir: str, seed: int = 0, batch_size: int = 3,
 
     loaded = tf.saved_model.load(export_dir)
     initialize, step = loaded.signatures["initialize"], loaded.signatures["step"]
+    # Graph functions, as in the export (eager Keras would retrace its convolutions per shape).
+    model_initialize, model_step = tf.function(model.initialize), tf.function(model.step)
     first = crops(1, cfg.exemplar_size)
-    expected = states.tile(model.initialize(first), batch_size)
+    expected = states.tile(model_initialize(first), batch_size)
     exported = {name: tf.repeat(value, batch_size, axis=0)
                 for name, value in initialize(exemplar=first).items()}
     worst = _compare(states.to_dict(expected), exported, "initialize")
     for frame in range(2):
         exemplar, search = crops(1, cfg.exemplar_size), crops(batch_size, cfg.search_size)
-        response, expected, diagnostics = model.step(exemplar, search, expected)
+        response, expected, diagnostics = model_step(exemplar, search, expected)
         reference = {"response": response, **states.to_dict(expected)}
         reference.update({name: diagnostics[name] for name in STEP_DIAGNOSTICS
                           if name in diagnostics})
@@ -206,6 +211,35 @@ def _compare(expected: dict, actual: dict, what: str) -> float:
                                  f"{value.shape} in the model")
         worst = max(worst, float(np.max(np.abs(value - other), initial=0.0)))
     return worst
+
+
+def _staging_prefix(export_dir: str, pid: int) -> str:
+    return f".{os.path.basename(export_dir)}.tmp-{pid}-"
+
+
+def _remove_stale_staging(export_dir: str) -> None:
+    """Deletes staging folders of earlier exports to `export_dir` whose process has died.
+
+    A killed export cannot clean up after itself; the next export to the same place does.
+    Folders of a process that is still running (a concurrent export) are left alone.
+    """
+    parent, prefix = os.path.dirname(export_dir), f".{os.path.basename(export_dir)}.tmp-"
+    for name in os.listdir(parent):
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _is_saved_model(path: str) -> bool:
@@ -260,6 +294,8 @@ def main(argv):
         print("error: give --checkpoint=RUN_DIR_OR_PREFIX and --export_dir=DIR",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    # TF's SavedModel writer logs every renamed captured resource at INFO: noise for users.
+    logging.set_verbosity(logging.WARNING)
     import tensorflow as tf
 
     from memnet_tf.models import loading

@@ -121,6 +121,18 @@ def test_export_replaces_an_earlier_export_and_leaves_nothing_on_failure(tmp_pat
     assert _listing(tmp_path) == ["export"]
 
 
+def test_the_staging_folder_of_a_killed_export_is_removed_by_the_next_one(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid is no longer alive
+    stale = tmp_path / f".export.tmp-{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "saved_model.pb").write_bytes(b"half")
+    running = tmp_path / f".export.tmp-{os.getpid()}-xyz"  # a live process: left alone
+    running.mkdir()
+    export.export_saved_model(_tiny_model(), str(tmp_path / "export"), verify=False)
+    assert _listing(tmp_path) == [running.name, "export"]
+
+
 def test_refuses_to_replace_a_folder_that_is_not_an_export(tmp_path):
     folder = tmp_path / "results"
     folder.mkdir()
