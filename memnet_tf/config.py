@@ -246,10 +246,14 @@ def to_json(configs: dict[str, Any]) -> str:
     return json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()}, indent=2)
 
 
+def config_from_dict(cls, values: dict[str, Any]):
+    """Builds a config dataclass from a dict, ignoring unknown keys (older or newer runs)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
 def model_config_from_dict(values: dict[str, Any]) -> ModelConfig:
-    """Builds a ModelConfig from a dict, ignoring unknown keys (older or newer runs)."""
-    names = {f.name for f in dataclasses.fields(ModelConfig)}
-    return ModelConfig(**{k: v for k, v in values.items() if k in names})
+    return config_from_dict(ModelConfig, values)
 
 
 def write_atomically(path: str, text: str) -> None:

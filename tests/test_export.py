@@ -84,7 +84,8 @@ def test_exported_model_offers_the_tracking_interface(tmp_path):
     track_config = config_lib.TrackConfig(scale_step=1.1, official_quirks=False)
     export.export_saved_model(model, str(tmp_path / "export"),
                               metadata={"track_config": {"scale_step": 1.1,
-                                                         "official_quirks": False}})
+                                                         "official_quirks": False,
+                                                         "option_of_a_later_version": 1}})
     exported, loaded_track_config = loading.load_saved_model(str(tmp_path / "export"))
     assert exported.model_config == model.model_config
     assert loaded_track_config == track_config

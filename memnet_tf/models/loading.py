@@ -45,7 +45,8 @@ def run_track_config(checkpoint: str | None = None,
     if saved_model:
         from memnet_tf import export  # the metadata format lives with the writer
 
-        return config_lib.TrackConfig(**export.read_metadata(saved_model).get("track_config", {}))
+        return config_lib.config_from_dict(
+            config_lib.TrackConfig, export.read_metadata(saved_model).get("track_config", {}))
     resolve_checkpoint(checkpoint)  # a missing run is reported as such, not as a missing flags.txt
     return config_lib.track_config_from_flags(run_flags(checkpoint))
 
