@@ -169,6 +169,18 @@ class TrainConfig:
             raise ValueError(f"strategy={self.strategy!r}: expected one of {STRATEGIES}")
         if self.train_steps < 0:
             raise ValueError(f"train_steps={self.train_steps} must be >= 0")
+        for name in ("lr_decay_steps", "log_every", "summary_every", "image_summary_every",
+                     "checkpoint_every", "keep_checkpoints", "validate_every",
+                     "validation_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1 (to do something "
+                                 f"rarely, give it a value above train_steps)")
+        for name in ("learning_rate", "clip_norm", "adam_epsilon"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        if not 0.0 < self.lr_decay_rate <= 1.0 or self.weight_decay < 0:
+            raise ValueError(f"lr_decay_rate={self.lr_decay_rate} must be in (0, 1] and "
+                             f"weight_decay={self.weight_decay} >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +206,19 @@ class TrackConfig:
             raise ValueError(f"num_scales={self.num_scales}: expected an odd positive number")
         if not 0.0 <= self.window_influence <= 1.0:
             raise ValueError(f"window_influence={self.window_influence}: expected [0, 1]")
+        if not 0.0 <= self.scale_damping <= 1.0:
+            raise ValueError(f"scale_damping={self.scale_damping}: expected [0, 1]")
+        if not 0.0 < self.scale_penalty <= 1.0:
+            raise ValueError(f"scale_penalty={self.scale_penalty}: expected (0, 1]")
+        if not self.scale_step > 0.0:
+            raise ValueError(f"scale_step={self.scale_step}: expected > 0")
+        if self.upsample_factor < 1:
+            raise ValueError(f"upsample_factor={self.upsample_factor}: expected >= 1")
+        if self.context < 0.0:
+            raise ValueError(f"context={self.context}: expected >= 0")
+        if not 0.0 < self.min_scale <= 1.0 <= self.max_scale:
+            raise ValueError(f"min_scale={self.min_scale}, max_scale={self.max_scale}: expected "
+                             "0 < min_scale <= 1 <= max_scale")
 
 
 CONFIG_CLASSES = {
@@ -204,14 +229,9 @@ CONFIG_CLASSES = {
 }
 
 
-def _from_flag_values(cls, flag_values, overrides=None):
-    kwargs = {}
-    for field in dataclasses.fields(cls):
-        if field.name in (overrides or {}):
-            kwargs[field.name] = overrides[field.name]
-        elif field.name in flag_values:
-            kwargs[field.name] = flag_values[field.name].value
-    return cls(**kwargs)
+def _from_flag_values(cls, flag_values):
+    return cls(**{field.name: flag_values[field.name].value for field in dataclasses.fields(cls)
+                  if field.name in flag_values})
 
 
 def model_config_from_flags(flag_values) -> ModelConfig:

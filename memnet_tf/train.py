@@ -7,6 +7,8 @@ latest checkpoint of its model_dir.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import sys
 
@@ -34,12 +36,38 @@ def build_configs(flag_values):
         _fail(str(e))
 
 
+def resume_conflict(model_dir: str, model_cfg: config_lib.ModelConfig) -> str | None:
+    """Why `model_cfg` cannot resume the run in `model_dir`, or None when it can.
+
+    Checked before anything is written: a restart with other architecture flags would otherwise
+    overwrite the run's flags.txt and config.json, then fail to restore, and leave a run
+    folder whose checkpoints no longer match its own flags.
+    """
+    config_path = os.path.join(model_dir, "config.json")
+    if not (os.path.isfile(os.path.join(model_dir, "checkpoint"))
+            and os.path.isfile(config_path)):
+        return None
+    with open(config_path, encoding="utf-8") as f:
+        stored = json.load(f).get("model", {})
+    given = dataclasses.asdict(model_cfg)
+    differences = [f"{name}: {stored[name]!r} in the run, {given[name]!r} now"
+                   for name in given if name in stored and stored[name] != given[name]]
+    if not differences:
+        return None
+    return (f"{model_dir} holds checkpoints of another model ({'; '.join(differences)}); resume "
+            f"it with --flagfile={os.path.join(model_dir, 'flags.txt')} or choose a new "
+            "--model_dir")
+
+
 def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]} (flags take the form --name=value)")
     if not FLAGS.model_dir:
         _fail("--model_dir is required (where checkpoints, logs and flags.txt go)")
     model_cfg, data_cfg, train_cfg, track_cfg = build_configs(FLAGS)
+    conflict = resume_conflict(train_cfg.model_dir, model_cfg)
+    if conflict:
+        _fail(conflict)
 
     import tensorflow as tf  # after flag parsing: `--help` stays fast
 

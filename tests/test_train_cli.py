@@ -66,6 +66,15 @@ def test_short_run_writes_logs_checkpoint_and_flags(tmp_path):
     events = os.listdir(model_dir / "train")
     assert any(e.startswith("events.out.tfevents") for e in events)
 
+    # A restart with another architecture is refused before it touches the run's files.
+    flags_txt = (model_dir / "flags.txt").read_text()
+    result = _run(_train_cmd(model_dir, "--train_steps=6", "--hidden_size=32"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "holds checkpoints of another model (hidden_size: 16 in the run, 32 now)" in (
+        result.stderr)
+    assert (model_dir / "flags.txt").read_text() == flags_txt
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-4")
+
 
 @pytest.mark.parametrize("extra,message", [
     (["--no_such_flag=1"], "no_such_flag"),
@@ -73,6 +82,7 @@ def test_short_run_writes_logs_checkpoint_and_flags(tmp_path):
     (["--dataset=tfrecord", "--data_dir=/nonexistent/shards"], "/nonexistent/shards"),
     (["--memory_size=0"], "memory_size"),
     (["--dataset=otb100"], "training reads one of"),
+    (["--checkpoint_every=0"], "checkpoint_every"),
 ])
 def test_bad_flags_give_one_clear_line(tmp_path, extra, message):
     result = _run(_train_cmd(tmp_path / "run", *extra), timeout=300)
