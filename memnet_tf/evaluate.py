@@ -72,7 +72,18 @@ def main(argv):
 
     trackers = list(FLAGS.trackers)
     if FLAGS.checkpoint or FLAGS.saved_model:
-        factory = _make_tracker_factory(FLAGS)
+        from memnet_tf.models import loading
+
+        try:
+            factory = _make_tracker_factory(FLAGS)
+            # Loaded once here (and cached for in-process tracking): a bad checkpoint or export
+            # is one clear line, not a traceback in every sequence or worker.
+            factory()
+        except Exception as error:  # noqa: BLE001 - bad files are reported, bugs are not
+            if not loading.is_loading_error(error):
+                raise
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         run = ope.run_ope(factory, sequences, FLAGS.results_dir, FLAGS.tracker_name,
                           num_workers=FLAGS.num_workers)
         problems.extend(run["failed"].values())

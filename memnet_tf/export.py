@@ -126,6 +126,7 @@ def export_saved_model(model, export_dir: str, metadata: dict | None = None,
     os.makedirs(parent, exist_ok=True)
     _remove_stale_staging(export_dir)
     staging = tempfile.mkdtemp(prefix=_staging_prefix(export_dir, os.getpid()), dir=parent)
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; a model server may run as another user
     try:
         module, signatures = make_export_module(model)
         tf.saved_model.save(module, staging, signatures=signatures)

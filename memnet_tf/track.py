@@ -367,15 +367,11 @@ def score(boxes: np.ndarray, ground_truth: np.ndarray) -> dict:
 
 
 def is_input_error(error: Exception) -> bool:
-    """True for errors caused by the inputs (files, boxes, checkpoint), reported in one line.
-
-    AssertionError comes from a checkpoint whose variables do not match its flags.txt;
-    TensorFlow's OpError from unreadable checkpoint files.
-    """
-    if isinstance(error, (InputError, FileNotFoundError, ValueError, OSError, AssertionError)):
+    """True for errors caused by the inputs (files, boxes, checkpoint), reported in one line."""
+    if isinstance(error, (InputError, FileNotFoundError, ValueError, OSError)):
         return True
-    tf = sys.modules.get("tensorflow")
-    return tf is not None and isinstance(error, tf.errors.OpError)
+    loading = sys.modules.get("memnet_tf.models.loading")  # imported once a model is loaded
+    return loading is not None and loading.is_loading_error(error)
 
 
 def load_tracker(flag_values):

@@ -109,6 +109,7 @@ def test_export_replaces_an_earlier_export_and_leaves_nothing_on_failure(tmp_pat
     export.export_saved_model(_tiny_model(seed=1), str(target), metadata={"run": "second"})
     assert export.read_metadata(str(target))["run"] == "second"
     assert _listing(tmp_path) == ["export"]  # no staging or retired folders left
+    assert os.stat(target).st_mode & 0o777 == 0o755  # readable by a server of another user
 
     def broken_verify(*args, **kwargs):
         raise AssertionError("the reloaded export differs")
@@ -238,3 +239,9 @@ def test_export_command_reports_bad_input(tmp_path):
     result = run_track(f"--saved_model={tmp_path / 'no_export'}", f"--images={frames / 'img'}",
                        "--init_box=30,30,16,16")
     assert result.returncode == 2 and str(tmp_path / "no_export") in result.stderr
+    for flag in ("--saved_model", "--checkpoint"):
+        result = _run("memnet_tf.evaluate", "--dataset=otb100", f"--dataset_root={tmp_path}",
+                      f"--results_dir={tmp_path / 'results'}", f"{flag}={tmp_path / 'nothing'}",
+                      "--num_workers=2")
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"error: {tmp_path / 'nothing'}" in result.stderr

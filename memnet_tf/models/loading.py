@@ -13,6 +13,17 @@ from memnet_tf.layers import states
 from memnet_tf.models.memtrack import MemTrack, build_model
 
 
+def is_loading_error(error: Exception) -> bool:
+    """True for errors caused by a bad checkpoint or export rather than by a bug.
+
+    Missing files and folders (FileNotFoundError, OSError), unreadable metadata (ValueError),
+    variables that do not match the run's flags.txt (AssertionError from the restore check),
+    and unreadable checkpoint or SavedModel files (TensorFlow's OpError).
+    """
+    return isinstance(error, (FileNotFoundError, OSError, ValueError, AssertionError,
+                              tf.errors.OpError))
+
+
 def resolve_checkpoint(path: str) -> str:
     """A checkpoint prefix from a run folder (its latest checkpoint) or a checkpoint prefix."""
     if not path:

@@ -188,9 +188,9 @@ class MemTracker:
 
     Args:
         model: a built `MemTrack` (any configuration, including the SiamFC mode
-            `use_memory=False`, whose state simply never changes), or an export loaded with
-            `models.loading.load_saved_model` (same interface: `model_config`, `initialize`,
-            `step`).
+            `use_memory=False`, whose state simply never changes), or the `ExportedMemTrack`
+            that `models.loading.load_saved_model(export_dir)` returns first (same interface:
+            `model_config`, `initialize`, `step`).
         track_config: tracking hyper-parameters; `TrackConfig()` (the paper's) when None.
         name: the name got10k experiments store results under.
 
