@@ -93,8 +93,10 @@ def main(argv):
         def val_dataset():
             return pipeline.make_dataset(data_cfg, model_cfg, "val", seed=train_cfg.seed)
 
-        # Fail early, with the data's own message, before building the model.
+        # Fail early, with the data's own message, before building the model (training
+        # validates from its first step on, so the val split must exist too).
         pipeline.make_dataset(data_cfg, model_cfg, "train", seed=train_cfg.seed)
+        val_dataset()
         print(f"training {model_cfg.backbone} x{model_cfg.width_multiplier} "
               f"(memory {model_cfg.memory_size if model_cfg.use_memory else 'off'}) on "
               f"{data_cfg.dataset} clips: batch {data_cfg.batch_size} x {data_cfg.time_steps} "

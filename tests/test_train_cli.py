@@ -91,3 +91,21 @@ def test_bad_flags_give_one_clear_line(tmp_path, extra, message):
                    if "error" in line.lower() and message in line]
     assert error_lines, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_missing_validation_shards_stop_training_before_it_starts(tmp_path):
+    import io
+
+    from data_fixtures import make_vid_tree
+    from memnet_tf.data import building
+
+    snippet = "ILSVRC2015_VID_train_0000/ILSVRC2015_train_00000000"
+    root = str(tmp_path / "ILSVRC2015")
+    make_vid_tree(root, {snippet: [[(0, 10 + k, 8, 45 + k, 40)] for k in range(6)]})
+    shards = str(tmp_path / "tfr")
+    building.build_tfrecords("vid", root, shards, num_shards=1, min_frames=4,
+                             progress_stream=io.StringIO())  # the train split only
+    result = _run(_train_cmd(tmp_path / "run", "--dataset=tfrecord", f"--data_dir={shards}"),
+                  timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no 'val-*.tfrecord' shards" in result.stderr and "--split=val" in result.stderr

@@ -325,7 +325,7 @@ def check_tfrecord_dir(data_dir: str, split: str, geometry: PatchGeometry,
     shards = tfrecord.list_shards(data_dir, split)
     if not shards:
         raise FileNotFoundError(f"data_dir={data_dir!r}: no '{split}-*.tfrecord' shards (build "
-                                "them with tools/build_tfrecords.py)")
+                                f"them with tools/build_tfrecords.py --split={split})")
     missing = [p for p in shards if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"{tfrecord.manifest_path(data_dir, split)} lists "
