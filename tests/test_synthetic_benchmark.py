@@ -43,6 +43,10 @@ def test_evaluate_after_training_scores_tracker_and_static_baseline(tmp_path):
     stale = tmp_path / "heldout_results" / "MemTrack" / "Synthetic0000.txt"
     stale.parent.mkdir(parents=True)
     stale.write_text("1,1,1,1\n" * LENGTH)
+    # A held-out sequence left by an earlier call with more sequences must not be scored.
+    leftover = tmp_path / "heldout" / "Synthetic0007"
+    leftover.mkdir(parents=True)
+    (leftover / "groundtruth_rect.txt").write_text("1,1,4,4\n")
 
     lines = []
     result = synthetic_benchmark.evaluate_after_training(

@@ -82,6 +82,9 @@ def evaluate_after_training(model, model_cfg: config_lib.ModelConfig,
 
     heldout_dir = os.path.join(model_dir, HELDOUT_FOLDER)
     results_dir = os.path.join(model_dir, RESULTS_FOLDER)
+    # Sequences of an earlier call (more of them, other sizes) would otherwise be scored too;
+    # the folder is this function's own and is regenerated deterministically.
+    shutil.rmtree(heldout_dir, ignore_errors=True)
     synthetic.write_otb_sequences(
         heldout_dir, num_sequences, seed=data_cfg.seed,
         frame_size=data_cfg.synthetic_frame_size, length=data_cfg.synthetic_sequence_length,
