@@ -110,7 +110,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("window_influence", tk.window_influence, "Cosine window weight.", **fv)
     flags.DEFINE_float("scale_damping", tk.scale_damping, "Size update learning rate.", **fv)
     flags.DEFINE_integer("upsample_factor", tk.upsample_factor, "Response upsampling.", **fv)
-    flags.DEFINE_float("context", tk.context, "Context margin around the target.", **fv)
+    flags.DEFINE_float("context", tk.context, "Context margin around the target when tracking "
+                       "(training patches always use the builder's 0.5).", **fv)
     flags.DEFINE_float("min_scale", tk.min_scale, "Smallest target size / first size.", **fv)
     flags.DEFINE_float("max_scale", tk.max_scale, "Largest target size / first size.", **fv)
     flags.DEFINE_boolean("official_quirks", tk.official_quirks,

@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from memnet_tf.data.tracks import SkipReport, Track, list_images, parse_box_lines, \
-    track_from_frames
+from memnet_tf.data.tracks import SkipReport, Track, parse_box_lines, track_from_frames
+from memnet_tf.eval import datasets as eval_datasets
 
 
 def _read_int_labels(path: str) -> list[int]:
@@ -49,7 +49,7 @@ def read_got10k_sequence(folder: str) -> tuple[list[str], list[np.ndarray | None
     """
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: sequence folder listed in list.txt not found")
-    frames = list_images(folder)
+    frames = eval_datasets.list_images(folder)
     gt_path = os.path.join(folder, "groundtruth.txt")
     boxes = parse_box_lines(gt_path)
     if len(boxes) != len(frames):

@@ -1,9 +1,14 @@
 """The dataset-building crop of spec 7.1: a context patch around the target, mean-colour padded.
 
-Pixel convention used throughout `memnet_tf.data`: a box `[x, y, w, h]` is 0-based and top-left
-and covers the pixel columns `x .. x + w - 1` and rows `y .. y + h - 1`; its corner form is
-`[x1, y1, x2, y2] = [x, y, x + w - 1, y + h - 1]` (inclusive corners, the "+1" convention of the
-official code, so `w = x2 - x1 + 1`).
+Pixel convention of this module only (the exception `geometry/boxes.py` names): a box
+`[x, y, w, h]` is 0-based and top-left and covers the pixel columns `x .. x + w - 1` and rows
+`y .. y + h - 1`; its corner form is `[x1, y1, x2, y2] = [x, y, x + w - 1, y + h - 1]`
+(inclusive corners, the "+1" arithmetic of the official builder, so `w = x2 - x1 + 1`). It is
+kept so that patches and their boxes equal the official TFRecords'; the frame boxes it is given
+follow `geometry/boxes.py`, and what it returns is in patch pixels.
+
+The context margin of the patches is the builder's fixed 0.5 (`PatchGeometry.context`);
+`--context` changes tracking only.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import glob
 import os
 import re
 import threading
@@ -15,7 +14,6 @@ from PIL import Image
 from memnet_tf.eval import datasets as eval_datasets
 from memnet_tf.geometry.boxes import validate_box
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _MAX_EXAMPLES = 5
 
 
@@ -105,12 +103,6 @@ def load_image(path: str) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except (OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"{path}: corrupt or unreadable image ({error})") from None
-
-
-def list_images(folder: str) -> list[str]:
-    """Image files of a folder, sorted by name."""
-    return sorted(p for p in glob.glob(os.path.join(folder, "*"))
-                  if p.lower().endswith(IMAGE_EXTENSIONS))
 
 
 _SEPARATORS = re.compile(r"[,\s]+")

@@ -1,6 +1,7 @@
 """Box formats, conversions, IoU and validation under the one pixel convention of memnet_tf.
 
-Pixel convention (the only place it is written down; every other docstring refers here):
+Pixel convention of every box that crosses a module boundary (written down only here; other
+docstrings refer here):
 
 * Externally every box is `[x, y, w, h]`: 0-based, top-left corner, width and height in frame
   pixels, as in the got10k `Tracker.init(image, box)` / `update(image) -> box` contract.
@@ -15,6 +16,10 @@ Pixel convention (the only place it is written down; every other docstring refer
 * The one exception is `polygon_to_xywh(..., method="got10k")`. It reproduces the got10k
   toolkit's VOT conversion, which adds 1 to the width and height of the area-preserving
   rectangle. That +1 is kept so that our VOT initial boxes are the toolkit's own.
+* Inside the training-patch builder (`data/patches.py`), and only there, boxes are handled with
+  the official builder's integer "inclusive corner" arithmetic, so stored patches and their
+  boxes match the official TFRecords bit for bit; what that module returns is in patch pixels
+  and never mixed with frame boxes.
 
 Two named types carry boxes inside the code: `CenterBox(cx, cy, w, h)` and
 `CornerBox(x1, y1, x2, y2)`. Every field holds an array of shape `[...]` (a scalar for a single
