@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 # The SiamFC AlexNet channel widths of conv1..conv5 before the width multiplier.
@@ -276,9 +277,32 @@ def model_config_from_dict(values: dict[str, Any]) -> ModelConfig:
     return config_from_dict(ModelConfig, values)
 
 
+def replace_atomically(path: str, write: Callable[[str], None], suffix: str = "") -> None:
+    """Creates `path` by `write(temporary path)` then a rename, so it is never half-written.
+
+    The temporary file sits beside `path` (same file system, so the rename is atomic); when
+    `write` fails it is removed and the error re-raised, leaving `path` as it was.
+
+    Args:
+        path: the file to create or replace.
+        write: writes the complete file to the path it is given.
+        suffix: ending of the temporary name (e.g. ".png" for writers that infer the format).
+    """
+    tmp = f"{path}.tmp-{os.getpid()}{suffix}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def write_atomically(path: str, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Writes `text` to `path` through a temporary file and a rename (`replace_atomically`)."""
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    replace_atomically(path, write)

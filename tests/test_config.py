@@ -54,3 +54,21 @@ def test_override_from_flags_takes_only_flags_given():
     base = config_lib.TrackConfig(scale_step=1.2)
     assert config_lib.override_from_flags(base, flag_values) == config_lib.TrackConfig(
         scale_step=1.2, window_influence=0.3)
+
+
+def test_replace_atomically_leaves_the_old_file_and_no_temporary_on_failure(tmp_path):
+    target = tmp_path / "scores.json"
+    config_lib.write_atomically(str(target), "old")
+
+    def failing_writer(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("half of the new")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        config_lib.replace_atomically(str(target), failing_writer, suffix=".png")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.json"]
+    config_lib.write_atomically(str(target), "new")
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.json"]

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence as SequenceType
 import numpy as np
 from absl import logging
 
+from memnet_tf import config as config_lib
 from memnet_tf.eval.datasets import Sequence, load_frame
 
 _WORKER_TRACKER = None  # the tracker of a worker process, built once by `_init_worker`
@@ -55,10 +56,7 @@ def is_complete(path: str, num_frames: int) -> bool:
 def _write_lines(path: str, lines: list[str]) -> None:
     """Writes `lines` to `path` atomically (temp file in the same folder, then rename)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    config_lib.write_atomically(path, "\n".join(lines) + "\n")
 
 
 def check_initial_box(sequence: Sequence, image: np.ndarray) -> None:

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence as SequenceType
 import numpy as np
 from absl import logging
 
+from memnet_tf import config as config_lib
 from memnet_tf.eval import metrics
 from memnet_tf.eval.datasets import DatasetError, Sequence, read_box_file
 
@@ -338,10 +339,7 @@ def _jsonable(value):
 def write_json(scores: dict, path: str) -> None:
     """Writes the scores as JSON, atomically (temp file in the same folder, then rename)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_jsonable(scores), f, indent=2)
-    os.replace(tmp, path)
+    config_lib.write_atomically(path, json.dumps(_jsonable(scores), indent=2))
 
 
 # Line styles as the OTB toolkit cycles them: 10 colours, then dashed, then dash-dot.
@@ -368,9 +366,9 @@ def _plot(scores, path, curve_key, score_key, thresholds, xlabel, ylabel, title,
     if axes.lines:
         axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    config_lib.replace_atomically(
+        path, lambda tmp: figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight"),
+        suffix=".png")
 
 
 def plot_success(scores: dict, path: str, title: str = "Success plots of OPE") -> None:
