@@ -84,8 +84,12 @@ def main(argv):
                 raise
             print(f"error: {error}", file=sys.stderr)
             return 1
-        run = ope.run_ope(factory, sequences, FLAGS.results_dir, FLAGS.tracker_name,
-                          num_workers=FLAGS.num_workers)
+        try:
+            run = ope.run_ope(factory, sequences, FLAGS.results_dir, FLAGS.tracker_name,
+                              num_workers=FLAGS.num_workers, provenance=factory.provenance())
+        except ValueError as error:  # the results folder belongs to another tracker
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         problems.extend(run["failed"].values())
         if trackers and FLAGS.tracker_name not in trackers:
             trackers.append(FLAGS.tracker_name)

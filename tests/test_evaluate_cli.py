@@ -121,3 +121,21 @@ def test_tracker_hook_uses_the_run_tracking_flags_unless_overridden(tmp_path):
     assert factory.track_config.scale_step == 1.0375       # from the run
     assert factory.track_config.window_influence == 0.3    # explicitly overridden
     assert factory.track_config.scale_penalty == 0.97      # default in both
+
+
+def test_results_folder_is_claimed_by_one_tracker(tmp_path):
+    from memnet_tf.eval import ope
+
+    first = {"checkpoint": "/runs/a/ckpt-1", "track_config": {"scale_step": 1.05}}
+    ope.claim_results_folder(str(tmp_path), "MemTrack", first)
+    ope.claim_results_folder(str(tmp_path), "MemTrack", dict(first))  # the same tracker resumes
+    newer = dict(first, checkpoint="/runs/a/ckpt-2")
+    with pytest.raises(ValueError, match=r"holds results of another tracker \(checkpoint: "
+                                         r"'/runs/a/ckpt-1' there, '/runs/a/ckpt-2' now\)"):
+        ope.claim_results_folder(str(tmp_path), "MemTrack", newer)
+    foreign = tmp_path / "SiamFC"
+    foreign.mkdir()
+    (foreign / "Couple.txt").write_text("1,2,3,4\n")
+    with pytest.raises(ValueError, match="unknown tracker"):
+        ope.claim_results_folder(str(tmp_path), "SiamFC", first)
+    assert not (foreign / ope.PROVENANCE_FILE).exists()

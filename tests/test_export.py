@@ -226,6 +226,17 @@ def test_track_and_evaluate_run_on_the_export(exported_run, tmp_path):
     assert re.search(r"MemTrack: success_auc=[01]\.\d{3} precision=[01]\.\d{3}", result.stdout)
     assert (tmp_path / "results" / "MemTrack" / "Blob.txt").is_file()
 
+    # The same export resumes its own results; the checkpoint is another tracker and is refused.
+    run, _ = exported_run
+    common = ("--dataset=otb100", f"--dataset_root={tmp_path / 'otb'}",
+              f"--results_dir={tmp_path / 'results'}")
+    result = _run("memnet_tf.evaluate", *common, f"--saved_model={saved_model}")
+    assert result.returncode == 0 and "already complete" in result.stderr, result.stderr
+    result = _run("memnet_tf.evaluate", *common, f"--checkpoint={run}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{tmp_path / 'results' / 'MemTrack'}: holds results of another tracker" in (
+        result.stderr)
+
 
 def test_export_command_reports_bad_input(tmp_path):
     result = _run("memnet_tf.export", f"--export_dir={tmp_path / 'x'}")

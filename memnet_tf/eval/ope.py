@@ -5,6 +5,9 @@ Output, per sequence: `<results_dir>/<tracker_name>/<seq>.txt`, one `x,y,w,h` li
 plus `Sequence.pixel_offset`: OTB results are 1-based like every published OTB result), and
 `<seq>_time.txt`, one line of seconds per frame. Both are written atomically, so a complete
 results file means a finished sequence: a rerun skips those (resume) and redoes the others.
+Given a `provenance` (what the tracker is: its checkpoint and settings), `run_ope` records it in
+`<results_dir>/<tracker_name>/provenance.json` and refuses to resume results that another
+tracker wrote, so a new checkpoint is never scored on an old one's boxes.
 
 The tracker follows the got10k contract: `init(image, box)` and `update(image) -> [x, y, w, h]`
 with RGB uint8 `[height, width, 3]` numpy frames and 0-based boxes. `tracker_factory()` is called
@@ -17,6 +20,7 @@ fork-safe): the factory must then be picklable, i.e. a top-level class or functi
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import time
@@ -29,6 +33,7 @@ from memnet_tf import config as config_lib
 from memnet_tf.eval.datasets import Sequence, load_frame
 
 _WORKER_TRACKER = None  # the tracker of a worker process, built once by `_init_worker`
+PROVENANCE_FILE = "provenance.json"
 
 
 class TrackingError(RuntimeError):
@@ -57,6 +62,39 @@ def _write_lines(path: str, lines: list[str]) -> None:
     """Writes `lines` to `path` atomically (temp file in the same folder, then rename)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     config_lib.write_atomically(path, "\n".join(lines) + "\n")
+
+
+def claim_results_folder(results_dir: str, tracker_name: str, provenance: dict) -> None:
+    """Makes sure `<results_dir>/<tracker_name>` holds (or will hold) results of this tracker only.
+
+    Args:
+        results_dir: the results root.
+        tracker_name: the tracker's sub-folder.
+        provenance: JSON-serialisable description of the tracker (checkpoint, settings).
+
+    Raises:
+        ValueError: the folder holds results of another tracker (its provenance differs, naming
+            what), or results files of an unknown one (no provenance file).
+    """
+    folder = os.path.join(results_dir, tracker_name)
+    path = os.path.join(folder, PROVENANCE_FILE)
+    wanted = json.loads(json.dumps(provenance))  # tuples -> lists, as read back from JSON
+    advice = ("give another --tracker_name or --results_dir, or delete the folder to start "
+              "over")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f)
+        if stored != wanted:
+            changed = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+            details = "; ".join(f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now"
+                                for k in changed)
+            raise ValueError(f"{folder}: holds results of another tracker ({details}); {advice}")
+        return
+    if os.path.isdir(folder) and any(name.endswith(".txt") for name in os.listdir(folder)):
+        raise ValueError(f"{folder}: holds results files of an unknown tracker (no "
+                         f"{PROVENANCE_FILE}); {advice}")
+    os.makedirs(folder, exist_ok=True)
+    config_lib.write_atomically(path, json.dumps(wanted, indent=2, sort_keys=True) + "\n")
 
 
 def check_initial_box(sequence: Sequence, image: np.ndarray) -> None:
@@ -148,7 +186,7 @@ def _run_in_worker(sequence: Sequence, results_dir: str, tracker_name: str) -> f
 
 def run_ope(tracker_factory: Callable[[], object], sequences: SequenceType[Sequence],
             results_dir: str, tracker_name: str, num_workers: int = 1,
-            progress: bool = True) -> dict:
+            progress: bool = True, provenance: dict | None = None) -> dict:
     """Runs one-pass evaluation, skipping sequences whose results are already complete.
 
     Args:
@@ -159,6 +197,8 @@ def run_ope(tracker_factory: Callable[[], object], sequences: SequenceType[Seque
         tracker_name: The results sub-folder.
         num_workers: Sequences tracked in parallel processes (1 = in this process).
         progress: Log one line per sequence.
+        provenance: what the tracker is (`claim_results_folder`); when given, results of
+            another tracker in the same folder are an error instead of being resumed.
 
     Returns:
         `{"completed": [names], "skipped": [names already complete], "failed": {name: message}}`.
@@ -166,6 +206,8 @@ def run_ope(tracker_factory: Callable[[], object], sequences: SequenceType[Seque
     """
     if num_workers < 1:
         raise ValueError(f"num_workers={num_workers}: expected >= 1")
+    if provenance is not None:
+        claim_results_folder(results_dir, tracker_name, provenance)
     summary = {"completed": [], "skipped": [], "failed": {}}
     todo = []
     for sequence in sequences:

@@ -464,6 +464,27 @@ class TrackerFactory:
         model, run_track_config = _load_cached(self.checkpoint, self.saved_model)
         return MemTracker(model, self.track_config or run_track_config, name=self.name)
 
+    def provenance(self) -> dict:
+        """What trackers of this factory are, for `ope.run_ope(..., provenance=...)`.
+
+        The resolved checkpoint (a run folder's latest, so a newer checkpoint is another tracker)
+        or the export and its creation time, and the tracking configuration.
+        """
+        import dataclasses
+
+        from memnet_tf.models import loading
+
+        track_config = self.track_config or loading.run_track_config(self.checkpoint,
+                                                                      self.saved_model)
+        if self.saved_model:
+            from memnet_tf import export
+
+            source = {"saved_model": os.path.abspath(self.saved_model),
+                      "created": export.read_metadata(self.saved_model).get("created")}
+        else:
+            source = {"checkpoint": os.path.abspath(loading.resolve_checkpoint(self.checkpoint))}
+        return {**source, "track_config": dataclasses.asdict(track_config)}
+
     def __repr__(self):
         if self.saved_model:
             return f"TrackerFactory(saved_model={self.saved_model!r})"
