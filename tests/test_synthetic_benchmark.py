@@ -100,3 +100,39 @@ def test_summary_line_format():
     assert synthetic_benchmark.summary_line(0.61234, 0.4) == (
         "held-out synthetic: success_auc=0.612 (static box baseline 0.400, margin +0.212)")
     assert synthetic_benchmark.summary_line(0.3, 0.4).endswith("margin -0.100)")
+
+
+def test_a_sequence_our_tracker_fails_is_left_out_of_both_averages(tmp_path, monkeypatch):
+    from memnet_tf.eval import synthetic_benchmark
+
+    class FailsOnSecondSequence:
+        """Follows the truth exactly, except that it breaks on Synthetic0001."""
+
+        name = "MemTrack"
+
+        def __init__(self):
+            self.sequence = 0
+
+        def init(self, image, box):
+            self.sequence += 1
+            self.box = np.asarray(box, np.float64)
+
+        def update(self, image):
+            if self.sequence == 2:
+                raise RuntimeError("broken on purpose")
+            return self.box
+
+    monkeypatch.setattr(synthetic_benchmark._MemTrackerFactory, "__call__",
+                        lambda self: FailsOnSecondSequence())
+    data_cfg = config_lib.DataConfig(synthetic_frame_size=FRAME,
+                                     synthetic_sequence_length=LENGTH, seed=7)
+    result = synthetic_benchmark.evaluate_after_training(
+        None, config_lib.ModelConfig(), data_cfg, config_lib.TrackConfig(), str(tmp_path), 2,
+        printer=lambda line: None)
+    assert list(result["failed"]) == ["MemTrack/Synthetic0001"]
+    assert result["num_sequences"] == 1
+    # On the one sequence left, our "tracker" is the static box: the margin is exactly zero.
+    truth = _read_otb_truth(tmp_path / "heldout" / "Synthetic0000")
+    static = _success_auc(np.tile(truth[0], (LENGTH, 1)), truth)
+    assert result["baseline_success_auc"] == pytest.approx(static, abs=1e-9)
+    assert result["margin"] == pytest.approx(0.0, abs=1e-12)

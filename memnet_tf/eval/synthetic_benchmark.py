@@ -99,12 +99,16 @@ def evaluate_after_training(model, model_cfg: config_lib.ModelConfig,
         run = ope.run_ope(factory, sequences, results_dir, name, progress=False)
         failed.update({f"{name}/{seq}": message for seq, message in run["failed"].items()})
 
-    scores = report.score_results(sequences, results_dir,
+    # Both trackers are scored on the same sequences: a sequence one of them failed would
+    # otherwise leave one average and not the other, and bias the margin.
+    failed_names = {key.split("/", 1)[1] for key in failed}
+    scored = [sequence for sequence in sequences if sequence.name not in failed_names]
+    scores = report.score_results(scored, results_dir,
                                   [TRACKER_NAME, baselines.StaticBoxTracker.name],
                                   protocol=report.DATASET_PROTOCOLS["synthetic"])
     ours = scores["trackers"][TRACKER_NAME]["overall"]
     baseline = scores["trackers"][baselines.StaticBoxTracker.name]["overall"]
-    if ours is None or baseline is None:
+    if not scored or ours is None or baseline is None:
         raise ValueError(f"{heldout_dir}: no held-out sequence could be scored: {failed}")
     result = {
         "success_auc": ours["success_auc"],
