@@ -362,8 +362,19 @@ def _has_text(path: str) -> bool:
         return bool(f.read().strip())
 
 
-def _read_flags(path: str, num_frames: int) -> np.ndarray | None:
-    """Per-frame 0/1 flags (one per line or comma separated on one line), zero-padded."""
+def _read_flags(path: str, num_frames: int, pad: bool = False) -> np.ndarray | None:
+    """Per-frame 0/1 flags (one per line or comma separated on one line); None without the file.
+
+    Args:
+        path: the flag file.
+        num_frames: frames of the sequence.
+        pad: allow fewer flags than frames, the rest being 0 (VOT `.tag` files end at their
+            last tagged frame); otherwise the count must match, so a truncated GOT-10k
+            `cover.label` or LaSOT `full_occlusion.txt` is an error, not silently "visible".
+
+    Raises:
+        DatasetError: naming the file, for a non-number or a wrong number of flags.
+    """
     if not os.path.isfile(path):
         return None
     with open(path, encoding="utf-8") as f:
@@ -372,7 +383,7 @@ def _read_flags(path: str, num_frames: int) -> np.ndarray | None:
         flags = np.asarray([float(v) for v in fields], np.float64)
     except ValueError:
         raise DatasetError(f"{path}: expected one number per frame") from None
-    if len(flags) > num_frames:
+    if len(flags) > num_frames or (len(flags) < num_frames and not pad):
         raise DatasetError(f"{path}: {len(flags)} flags for {num_frames} frames")
     return np.pad(flags, (0, num_frames - len(flags)))
 
@@ -427,7 +438,7 @@ def _read_vot_folder(seq_dir: str, name: str) -> Sequence:
     attributes = []
     for tag_file in sorted(glob.glob(os.path.join(seq_dir, "*.tag")) +
                            glob.glob(os.path.join(seq_dir, "*.label"))):
-        flags = _read_flags(tag_file, len(boxes))
+        flags = _read_flags(tag_file, len(boxes), pad=True)
         if flags is not None and np.any(flags > 0):
             attributes.append(os.path.splitext(os.path.basename(tag_file))[0])
     return Sequence(name=name, image_files=images, ground_truth=boxes,
@@ -586,6 +597,9 @@ def _read_json_entry(path, root, key, entry, one_based) -> Sequence:
     if not isinstance(entry, dict) or "gt_rect" not in entry:
         raise DatasetError(f"{where}: no 'gt_rect' (sequence without ground truth)")
     rows = entry["gt_rect"]
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise DatasetError(f"{where}: 'gt_rect' must be a list of boxes (lists of 4 or 8 "
+                           "numbers)")
     widths = {len(r) for r in rows if len(r)}
     if not rows or len(widths) != 1 or not widths <= {4, 8}:
         raise DatasetError(f"{where}: 'gt_rect' rows must all have 4 or 8 values, found "
@@ -611,7 +625,15 @@ def _read_json_entry(path, root, key, entry, one_based) -> Sequence:
         raise DatasetError(f"{where}: {len(images)} image names but {len(boxes)} boxes")
     valid = None
     if "absent" in entry:
-        valid = np.asarray(entry["absent"], np.float64) == 1  # pysot: 1 = target present
+        flags = entry["absent"]
+        if not isinstance(flags, list) or len(flags) != len(boxes):
+            count = len(flags) if isinstance(flags, list) else type(flags).__name__
+            raise DatasetError(f"{where}: 'absent' must hold one flag per box, found {count} for "
+                               f"{len(boxes)} boxes")
+        try:
+            valid = np.asarray(flags, np.float64) == 1  # pysot: 1 = target present
+        except (TypeError, ValueError):
+            raise DatasetError(f"{where}: 'absent' holds non-numeric values") from None
     return Sequence(name=key, image_files=images, ground_truth=boxes,
                     attributes=tuple(entry.get("attr", ())), valid=valid, one_based=one_based,
                     annotation_file=path, polygons=polygons)

@@ -166,6 +166,11 @@ def _measure(sequence: Sequence, raw_boxes: np.ndarray, protocol: str) -> _Frame
         counted = sequence.valid.copy()
         counted[0] = False
         resolution = sequence.resolution
+        if resolution is None:
+            logging.log_first_n(
+                logging.WARNING, "%s: no frame size (meta_info.ini); GOT-10k scores clip boxes "
+                "to the frame, these are scored unclipped (as may be other sequences)", 1,
+                sequence.annotation_file or sequence.name)
         if not counted.any():
             raise ResultsError(f"{sequence.annotation_file}: no frame after the first has a "
                                "visible target (GOT-10k test split? its results are scored by "
