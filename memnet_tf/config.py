@@ -14,6 +14,8 @@ from typing import Any
 
 # The SiamFC AlexNet channel widths of conv1..conv5 before the width multiplier.
 ALEXNET_CHANNELS = (96, 256, 384, 384, 256)
+# Total stride of the AlexNet backbones: one response cell is 8 search-crop pixels.
+TOTAL_STRIDE = 8
 BACKBONES = ("memtrack_alexnet", "siamfc_alexnet")
 RESPONSE_HEADS = ("batchnorm", "scale")
 STRATEGIES = ("default", "mirrored", "multi_worker")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from memnet_tf.geometry import crops
+from memnet_tf.geometry import boxes, crops
 
 H, W, OUT = 23, 31, 9  # tiny frame and crop; one place
 RNG_SEED = 11
@@ -73,28 +73,28 @@ def _literal_official_crop(image, center, sides, out, quirks):
     mean = image.mean(axis=(0, 1))
     padded = np.pad(image - mean, [[npad, npad], [npad, npad], [0, 0]]) + mean
     norm_h, norm_w = padded.shape[0] - (0 if quirks else 1), padded.shape[1] - (0 if quirks else 1)
-    boxes = []
+    crop_boxes = []
     for side in sides:
         r = (side - 1) / 2
-        boxes.append([(npad + center[1] - r) / norm_h, (npad + center[0] - r) / norm_w,
+        crop_boxes.append([(npad + center[1] - r) / norm_h, (npad + center[0] - r) / norm_w,
                       (npad + center[1] + r) / norm_h, (npad + center[0] + r) / norm_w])
-    return tf.image.crop_and_resize(padded[None], np.float32(boxes),
+    return tf.image.crop_and_resize(padded[None], np.float32(crop_boxes),
                                     np.zeros(len(sides), np.int32), [out, out]).numpy()
 
 
 class TestSizes:
     def test_exemplar_side_analytic_and_loop(self):
-        assert crops.exemplar_side(10, 10) == pytest.approx(20.0)  # p = 10: sqrt(20 * 20)
+        assert boxes.exemplar_side(10, 10) == pytest.approx(20.0)  # p = 10: sqrt(20 * 20)
         rng = np.random.default_rng(RNG_SEED)
         w, h = rng.uniform(2, 200, 6), rng.uniform(2, 200, 6)
         expected = [math.sqrt((wi + 0.5 * (wi + hi)) * (hi + 0.5 * (wi + hi)))
                     for wi, hi in zip(w, h)]
-        np.testing.assert_allclose(crops.exemplar_side(w, h), expected, rtol=1e-12)
+        np.testing.assert_allclose(boxes.exemplar_side(w, h), expected, rtol=1e-12)
 
     @pytest.mark.parametrize("w, h", [(0, 5), (5, -1), (np.nan, 5)])
     def test_exemplar_side_rejects_bad_sizes(self, w, h):
         with pytest.raises(ValueError, match="target size"):
-            crops.exemplar_side(w, h)
+            boxes.exemplar_side(w, h)
 
     def test_search_side(self):
         assert crops.search_side(127.0) == pytest.approx(255.0)

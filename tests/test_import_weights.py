@@ -17,7 +17,7 @@ from absl import flags
 from conftest import REPO_ROOT, require_shared
 from memnet_tf import config as config_lib
 from memnet_tf import flags as memnet_flags
-from memnet_tf.geometry import crops
+from memnet_tf.geometry import boxes, crops
 from memnet_tf.models import weights as weights_lib
 from memnet_tf.models.loading import load_model
 from memnet_tf.models.memtrack import build_model
@@ -126,7 +126,7 @@ def _real_crops():
                   if v)
     center = np.array([x - 1 + w / 2, y - 1 + h / 2], np.float32)  # OTB is 1-based
     image = tf.constant(frame.astype(np.float32) / 255.0)
-    s_z = float(crops.exemplar_side(w, h))
+    s_z = float(boxes.exemplar_side(w, h))
     s_x = float(crops.search_side(s_z))
     exemplar = crops.crop_and_resize(image, center, [s_z], 127, official_quirks=False)
     search = crops.crop_and_resize(image, center, [s_x], 255, official_quirks=False)

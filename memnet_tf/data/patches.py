@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import math
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from memnet_tf.geometry.boxes import validate_box
-
-# Total stride of the AlexNet backbone: one response cell is 8 search-crop pixels.
-TOTAL_STRIDE = 8
+from memnet_tf.config import TOTAL_STRIDE
+from memnet_tf.geometry.boxes import exemplar_side, validate_box
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,12 +59,6 @@ class PatchGeometry:
     def exemplar_offset(self) -> int:
         """Top-left pixel of the un-augmented exemplar inside the patch (72 for 271/127)."""
         return (self.patch_size - self.exemplar_size) // 2
-
-
-def exemplar_side(w: float, h: float, context: float = 0.5) -> float:
-    """s_z = sqrt((w + p)(h + p)) with p = context * (w + h) (spec 7.1)."""
-    pad = context * (w + h)
-    return math.sqrt((w + pad) * (h + pad))
 
 
 def patch_roi(box_xywh, geometry: PatchGeometry) -> np.ndarray:

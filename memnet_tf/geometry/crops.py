@@ -20,31 +20,6 @@ import numpy as np
 import tensorflow as tf
 
 
-def exemplar_side(target_w, target_h, context: float = 0.5):
-    """Side s_z of the square exemplar region around a target (SiamFC context rule).
-
-    s_z = sqrt((w + p) * (h + p)), with p = context * (w + h).
-
-    Args:
-        target_w: target width in frame pixels, a scalar or an array `[...]`.
-        target_h: target height, same shape as `target_w`.
-        context: context margin as a fraction of w + h (0.5 in MemTrack).
-
-    Returns:
-        s_z with the shape of the inputs (float64).
-
-    Raises:
-        ValueError: a non-positive or non-finite width or height.
-    """
-    w = np.asarray(target_w, dtype=np.float64)
-    h = np.asarray(target_h, dtype=np.float64)
-    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(h))) or np.any(w <= 0) or np.any(h <= 0):
-        raise ValueError(f"exemplar_side: target size (w={target_w}, h={target_h}) must be "
-                         "finite and positive")
-    pad = context * (w + h)
-    return np.sqrt((w + pad) * (h + pad))
-
-
 def search_side(exemplar_side_px, exemplar_size: int = 127, search_size: int = 255):
     """Side s_x of the search region: the exemplar side scaled by search_size / exemplar_size.
 

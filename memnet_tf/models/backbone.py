@@ -13,8 +13,6 @@ import keras
 import tensorflow as tf
 
 from memnet_tf.config import ModelConfig
-
-TOTAL_STRIDE = 8
 # (kernel, stride) of conv1..conv5; max-pools 3/2 follow conv1 and conv2.
 _CONV_GEOMETRY = ((11, 2), (5, 1), (3, 1), (3, 1), (3, 1))
 

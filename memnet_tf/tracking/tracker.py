@@ -42,7 +42,7 @@ from memnet_tf import config as config_lib
 from memnet_tf.geometry import boxes as boxes_lib
 from memnet_tf.geometry import crops
 from memnet_tf.layers import states
-from memnet_tf.models.backbone import TOTAL_STRIDE
+from memnet_tf.config import TOTAL_STRIDE
 from memnet_tf.tracking import postprocess
 
 
@@ -408,7 +408,7 @@ class MemTracker:
 
     def _update_sides(self) -> None:
         """s_z and s_x from the current size (spec section 8)."""
-        self._exemplar_side = float(crops.exemplar_side(self._size[0], self._size[1],
+        self._exemplar_side = float(boxes_lib.exemplar_side(self._size[0], self._size[1],
                                                         self.track_config.context))
         self._search_side = float(crops.search_side(self._exemplar_side, self._exemplar_size,
                                                     self._search_size))
