@@ -93,18 +93,75 @@ class TestBicubic:
         border_error = (m @ ramp)[~interior] - predicted[~interior]
         assert np.abs(border_error).max() > 1e-3
 
-    def test_upsample_responses_shape_dtype_and_values(self):
-        maps = np.random.default_rng(RNG_SEED).normal(size=(3, R, R)).astype(np.float32)
-        up = pp.upsample_responses(maps, FACTOR)
-        assert up.shape == (3, U, U) and up.dtype == np.float32
-        m = pp.bicubic_upsample_matrix(R, U)
-        np.testing.assert_allclose(up[1], m @ maps[1].astype(np.float64) @ m.T, atol=1e-5)
+    @pytest.mark.parametrize("height, width, factor", [(R, R, FACTOR), (5, 5, 2), (5, 6, 3)])
+    def test_upsample_responses_match_tf1_resize_bicubic(self, height, width, factor):
+        # Reference: TF's own legacy kernel on the whole batch, not the module's matrix.
+        maps = np.random.default_rng(RNG_SEED).normal(size=(3, height, width)).astype(np.float32)
+        up = pp.upsample_responses(maps, factor)
+        assert up.shape == (3, height * factor, width * factor) and up.dtype == np.float32
+        expected = tf.compat.v1.image.resize_bicubic(
+            maps[..., None], [height * factor, width * factor], align_corners=True)[..., 0]
+        np.testing.assert_allclose(up, expected.numpy(), atol=1e-5)
+
+    def test_upsample_responses_keeps_float64(self):
+        maps = np.random.default_rng(RNG_SEED).normal(size=(2, 5, 5))
+        up = pp.upsample_responses(maps, 2)
+        assert up.dtype == np.float64
+        expected = tf.compat.v1.image.resize_bicubic(maps[..., None], [10, 10],
+                                                     align_corners=True)[..., 0].numpy()
+        np.testing.assert_allclose(up, expected, atol=1e-5)
 
     def test_upsample_rejects_bad_input(self):
         with pytest.raises(ValueError, match="NaN"):
             pp.upsample_responses(np.full((1, 3, 3), np.nan))
         with pytest.raises(ValueError, match="num_scales"):
             pp.upsample_responses(np.zeros((3, 3)))
+
+
+def _random_with(shape, index, value):
+    """Random map with one entry set to `value` (NaN, +-Inf)."""
+    values = np.random.default_rng(RNG_SEED).normal(size=shape)
+    values[index] = value
+    return values
+
+
+@pytest.mark.parametrize("function, args, match", [
+    pytest.param(pp.select_scale, (_random_with((3, 6, 6), (2, 4, 1), np.nan), 0.97),
+                 "select_scale: upsampled responses have NaN", id="select_scale-nan"),
+    pytest.param(pp.select_scale, (np.ones((3, 6, 6)), 0.0), "scale_penalty=0.0",
+                 id="select_scale-zero-penalty"),
+    pytest.param(pp.select_scale, (np.ones((3, 6, 6)), -0.97), "scale_penalty=-0.97",
+                 id="select_scale-negative-penalty"),
+    pytest.param(pp.select_scale, (np.ones((6, 6)), 0.97), "select_scale: upsampled must be",
+                 id="select_scale-2d"),
+    pytest.param(pp.locate_peak, (_random_with((6, 6), (3, 2), np.nan), 0.15, pp.hann_window(6)),
+                 "locate_peak: upsampled_map has NaN", id="locate_peak-nan"),
+    pytest.param(pp.upsample_responses, (_random_with((2, 5, 5), (1, 3, 0), np.inf),),
+                 "upsample_responses: responses have NaN or Inf", id="upsample-inf"),
+    pytest.param(pp.upsample_responses, (_random_with((2, 5, 5), (0, 2, 4), -np.inf),),
+                 "upsample_responses: responses have NaN or Inf", id="upsample-minus-inf"),
+    pytest.param(pp.upsample_responses, (np.ones((1, 5, 5)), 0), "factor=0 must be >= 1",
+                 id="upsample-factor-0"),
+    pytest.param(pp.upsample_responses, (np.ones((1, 5, 5)), -2), "factor=-2 must be >= 1",
+                 id="upsample-factor-negative"),
+    pytest.param(pp.hann_window, (1,), "hann_window: size=1 must be >= 2", id="hann-1"),
+    pytest.param(pp.hann_window, (0,), "hann_window: size=0 must be >= 2", id="hann-0"),
+    pytest.param(pp.update_size, ([40.0, 20.0], 0.0, 0.6), "update_size: scale=0.0",
+                 id="update_size-zero-scale"),
+    pytest.param(pp.update_size, ([40.0, 20.0], -1.05, 0.6), "update_size: scale=-1.05",
+                 id="update_size-negative-scale"),
+    pytest.param(pp.update_size, ([40.0, 20.0], float("nan"), 0.6), "update_size: scale=nan",
+                 id="update_size-nan-scale"),
+    pytest.param(pp.peak_to_displacement, (7, 7, FACTOR, FACTOR, STRIDE, 100.0, SEARCH, False),
+                 "response size 1 must be >= 2", id="displacement-response-size-1"),
+    pytest.param(pp.peak_to_displacement, (0, 0, U, FACTOR, STRIDE, 100.0, 1, True),
+                 "search_size=1", id="displacement-search-size-1"),
+    pytest.param(pp.bicubic_upsample_matrix, (0, 9), "in_size=0", id="bicubic-in-0"),
+    pytest.param(pp.bicubic_upsample_matrix, (5, 0), "out_size=0", id="bicubic-out-0"),
+])
+def test_bad_input_raises_naming_the_input(function, args, match):
+    with pytest.raises(ValueError, match=match):
+        function(*args)
 
 
 class TestWindowAndScale:
