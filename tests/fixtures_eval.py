@@ -80,3 +80,14 @@ def write_otb_sequence(root, folder, num_frames, boxes=None, targets=1, real_ima
     if attributes:
         (seq_dir / "attrs.txt").write_text(", ".join(attributes))
     return written
+
+
+def iou_loop(a, b) -> np.ndarray:
+    """Reference IoU of two lists of [x, y, w, h] boxes, one pair at a time (no +1 pixel terms)."""
+    out = []
+    for (ax, ay, aw, ah), (bx, by, bw, bh) in zip(a, b):
+        iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+        ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+        union = aw * ah + bw * bh - iw * ih
+        out.append(iw * ih / union if union > 0 else 0.0)
+    return np.array(out)

@@ -8,18 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from fixtures_eval import random_boxes, shared_data, touch, write_boxes
+from fixtures_eval import iou_loop, random_boxes, shared_data, touch, write_boxes
 from memnet_tf.eval import datasets, metrics, report
 
 
-def _iou_loop(a, b):
-    out = []
-    for (ax, ay, aw, ah), (bx, by, bw, bh) in zip(a, b):
-        iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-        ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-        union = aw * ah + bw * bh - iw * ih
-        out.append(0.0 if union <= 0 else iw * ih / union)
-    return np.array(out)
 
 
 def _center_error_loop(a, b):
@@ -40,7 +32,7 @@ def _pair(seed, num=200):
 class TestPerFrame:
     def test_iou_matches_loop(self):
         boxes, truth = _pair(0)
-        np.testing.assert_allclose(metrics.iou(boxes, truth), _iou_loop(boxes, truth),
+        np.testing.assert_allclose(metrics.iou(boxes, truth), iou_loop(boxes, truth),
                                    rtol=0, atol=1e-12)
 
     def test_iou_analytic_cases(self):

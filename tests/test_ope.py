@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from fixtures_eval import read_raw_boxes, write_otb_sequence
+from fixtures_eval import iou_loop, read_raw_boxes, write_otb_sequence
 from memnet_tf.eval import baselines, datasets, ope, report
 
 
@@ -67,15 +67,6 @@ def test_static_box_results_are_first_box_in_file_convention(otb_tree, tmp_path)
         assert times.shape == (sequence.num_frames,) and np.all(times >= 0)
 
 
-def _iou_loop(a, b):
-    """Plain IoU of two lists of [x, y, w, h] boxes (no +1 pixel terms)."""
-    out = []
-    for (ax, ay, aw, ah), (bx, by, bw, bh) in zip(a, b):
-        iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-        ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-        union = aw * ah + bw * bh - iw * ih
-        out.append(iw * ih / union if union > 0 else 0.0)
-    return out
 
 
 def _otb_auc_by_hand(overlaps):
@@ -94,7 +85,7 @@ def test_scores_of_static_results_equal_direct_metrics(otb_tree, tmp_path):
         # Both files in the 1-based file convention: IoU does not depend on a common shift.
         truth = read_raw_boxes(sequence.annotation_file)
         written = read_raw_boxes(results / "Static" / f"{sequence.name}.txt")
-        aucs.append(_otb_auc_by_hand(_iou_loop(written, truth)))
+        aucs.append(_otb_auc_by_hand(iou_loop(written, truth)))
         assert scores["sequences"][sequence.name]["success_auc"] == pytest.approx(aucs[-1])
     assert scores["overall"]["success_auc"] == pytest.approx(sum(aucs) / len(aucs))
     assert len(set(aucs)) > 1  # the sequences differ, so the overall mean is a real check
