@@ -217,6 +217,8 @@ def test_otb_normalized_precision_and_sr75_match_loops(tmp_path):
     ("Jogging.1", ["Jogging_1.txt"]),
     ("Jogging.2", ["jogging-2.txt"]),
     ("Jogging.2", ["jogging_2.txt"]),
+    ("Jogging-1", ["Jogging.1.txt"]),  # a pysot JSON name, got10k's results
+    ("Skating2-1", ["skating2_1.txt"]),
     ("Human4.2", ["human4.2.txt"]),
     ("FleetFace", ["fleetFace.txt"]),
     ("FleetFace", ["fleetface.txt"]),

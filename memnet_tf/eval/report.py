@@ -67,11 +67,16 @@ class _Frames:
 
 
 def result_name_candidates(name: str) -> list[str]:
-    """File stems other toolkits use for sequence `name` (`Jogging.1` -> `Jogging-1`, ...)."""
+    """File stems other toolkits use for sequence `name`, the exact name first.
+
+    The target number of two-target sequences is spelled `Jogging.1` (got10k), `Jogging-1`
+    (pysot) or `Jogging_1`, whichever way the dataset itself spells it; then with a lower-case
+    first letter or all lower case.
+    """
     stems = [name]
-    match = re.fullmatch(r"(.+)\.(\d+)", name)
+    match = re.fullmatch(r"(.+)[.\-_](\d+)", name)
     if match:
-        stems += [f"{match.group(1)}-{match.group(2)}", f"{match.group(1)}_{match.group(2)}"]
+        stems += [f"{match.group(1)}{separator}{match.group(2)}" for separator in ".-_"]
     for stem in list(stems):
         stems += [stem[:1].lower() + stem[1:], stem.lower()]
     return list(dict.fromkeys(stems))
