@@ -84,8 +84,10 @@ def train_variant(name: str, extra: list[str], common: list[str],
     command = [sys.executable, "-m", "memnet_tf.train", f"--flagfile={_BASE.value}",
                f"--model_dir={model_dir}", *common, *extra]
     print(f"[{name}] {' '.join(command[2:])}", flush=True)
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines, once per variant
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=REPO_ROOT, check=False)
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, check=False)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"[{name}] training failed (exit status {result.returncode}); its "
