@@ -30,6 +30,7 @@ exact ones; see WORKSPACE.md, "Tracking".
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -39,10 +40,10 @@ import numpy as np
 import tensorflow as tf
 
 from memnet_tf import config as config_lib
+from memnet_tf.config import TOTAL_STRIDE
 from memnet_tf.geometry import boxes as boxes_lib
 from memnet_tf.geometry import crops
 from memnet_tf.layers import states
-from memnet_tf.config import TOTAL_STRIDE
 from memnet_tf.tracking import postprocess
 
 
@@ -470,8 +471,6 @@ class TrackerFactory:
         The resolved checkpoint (a run folder's latest, so a newer checkpoint is another tracker)
         or the export and its creation time, and the tracking configuration.
         """
-        import dataclasses
-
         from memnet_tf.models import loading
 
         track_config = self.track_config or loading.run_track_config(self.checkpoint,
