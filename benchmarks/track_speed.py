@@ -77,6 +77,7 @@ def main(argv):
 
     from memnet_tf import config as config_lib
     from memnet_tf import export
+    from memnet_tf.eval import report
     from memnet_tf.models import loading
     from memnet_tf.models.memtrack import build_model
     from memnet_tf.tracking.tracker import (MemTracker, estimate_target, to_float_frame,
@@ -173,19 +174,7 @@ def main(argv):
     if export_times:
         exported = float(np.median(export_times))
         rows.append(("full step, SavedModel", f"{exported:.1f}", f"{exported / full * 100:.0f}%"))
-    widths = [max(len(r[i]) for r in rows + [("stage", "median ms/frame", "of full")])
-              for i in range(3)]
-    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-
-    def fmt(row):
-        return "| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |"
-
-    print(line)
-    print(fmt(("stage", "median ms/frame", "of full")))
-    print(line)
-    for row in rows:
-        print(fmt(row))
-    print(line)
+    print(report.text_table(("stage", "median ms/frame", "of full"), rows))
     if export_times:
         print(f"SavedModel boxes vs in-process boxes: largest difference "
               f"{max(box_differences):.2g} px over {len(box_differences) - 1} frames")

@@ -33,6 +33,9 @@ import time
 
 from absl import app, flags
 
+from memnet_tf import config as config_lib
+from memnet_tf.eval import report
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 from _machine import cpu_model  # noqa: E402  (the benchmarks' shared machine description)
@@ -103,16 +106,10 @@ def train_variant(name: str, extra: list[str], common: list[str],
 def format_table(rows: list[dict]) -> str:
     header = ("variant", "flags", "success_auc", "precision", "vs " + rows[0]["variant"],
               "sequences", "minutes")
-    lines = [header]
-    for row in rows:
-        lines.append((row["variant"], " ".join(row["flags"]) or "(base)",
-                      f"{row['success_auc']:.3f}", f"{row['precision']:.3f}",
-                      f"{row['success_auc'] - rows[0]['success_auc']:+.3f}",
-                      str(row["num_sequences"]), f"{row['seconds'] / 60:.1f}"))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    body = ["| " + " | ".join(v.ljust(w) for v, w in zip(line, widths)) + " |" for line in lines]
-    return "\n".join([rule, body[0], rule, *body[1:], rule])
+    return report.text_table(header, [
+        (row["variant"], " ".join(row["flags"]) or "(base)", f"{row['success_auc']:.3f}",
+         f"{row['precision']:.3f}", f"{row['success_auc'] - rows[0]['success_auc']:+.3f}",
+         str(row["num_sequences"]), f"{row['seconds'] / 60:.1f}") for row in rows])
 
 
 def main(argv):
@@ -138,8 +135,6 @@ def main(argv):
           f"every variant); machine: nproc={os.cpu_count()}, {cpu_model()}; date: {today}")
     print(format_table(rows))
     os.makedirs(output_dir, exist_ok=True)
-    from memnet_tf import config as config_lib  # the project's atomic writer
-
     config_lib.write_atomically(os.path.join(output_dir, "ablation.json"), json.dumps(
         {"base_flagfile": _BASE.value, "common_flags": common, "date": today,
          "variants": rows}, indent=2) + "\n")

@@ -325,13 +325,18 @@ def format_table(scores: dict) -> str:
     for name, t in scores["trackers"].items():
         if t["overall"] is None:
             rows.append((name,) + ("-",) * 7 + (f"0/{t['num_expected']}",))
-    widths = [max(len(str(r[i])) for r in rows + [columns]) for i in range(len(columns))]
-    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    return text_table(columns, rows)
 
-    def fmt(row):
+
+def text_table(header, rows) -> str:
+    """A boxed terminal table: a rule, the header, a rule, the rows, a rule; cells left-aligned."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
+    def line(row):
         return "| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths)) + " |"
 
-    return "\n".join([line, fmt(columns), line] + [fmt(r) for r in rows] + [line])
+    return "\n".join([rule, line(header), rule, *(line(row) for row in rows), rule])
 
 
 def _jsonable(value):
