@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from memnet_tf.eval import ope, report  # pylint: disable=import-outside-toplevel
-    from memnet_tf.tracking.tracker import make_tracker_factory  # pylint: disable=import-outside-toplevel
+    from memnet_tf.tracking.tracker import TrackerFactory  # pylint: disable=import-outside-toplevel
 
     for path in (args.memtrack_checkpoint, args.siamfc_checkpoint):
         if not os.path.isdir(path):
@@ -104,8 +104,8 @@ def main(argv=None) -> int:
         pairs = load_sequences(_shared_dir(), names, args.max_frames or None)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
-    siamfc = make_tracker_factory(checkpoint=args.siamfc_checkpoint, name="SiamFC")
-    memtrack = make_tracker_factory(checkpoint=args.memtrack_checkpoint, name="MemTrack")
+    siamfc = TrackerFactory(checkpoint=args.siamfc_checkpoint, name="SiamFC")
+    memtrack = TrackerFactory(checkpoint=args.memtrack_checkpoint, name="MemTrack")
     rows = []
     with tempfile.TemporaryDirectory(prefix="memory_on_real_video-") as results_dir:
         for dataset, sequence in pairs:

@@ -137,7 +137,7 @@ def main(argv=None) -> int:
 
     from memnet_tf.eval import ope, report  # pylint: disable=import-outside-toplevel
     from memnet_tf.eval.baselines import StaticBoxTracker  # pylint: disable=import-outside-toplevel
-    from memnet_tf.tracking.tracker import make_tracker_factory  # pylint: disable=import-outside-toplevel
+    from memnet_tf.tracking.tracker import TrackerFactory  # pylint: disable=import-outside-toplevel
 
     shared = _shared_dir()
     names = [n for n in args.sequences.split(",") if n] or None
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
             weights = args.weights or os.path.join(shared, WEIGHTS)
             checkpoint = import_fdsiamfc30(weights, os.path.join(scratch, "fdsiamfc30"))
         results_dir = args.results_dir or os.path.join(scratch, "results")
-        factory = make_tracker_factory(checkpoint=checkpoint, name=TRACKER_NAME)
+        factory = TrackerFactory(checkpoint=checkpoint, name=TRACKER_NAME)
         rows = []
         for dataset, sequence in pairs:
             for tracker_factory, name in ((factory, TRACKER_NAME),

@@ -18,31 +18,12 @@ import sys
 
 from absl import app, flags
 
-from memnet_tf import config as config_lib
 from memnet_tf.eval import datasets, ope, report
 
 FLAGS = flags.FLAGS
 
 _TITLES = {"otb100": "OTB-100", "otb2013": "OTB-2013", "vot": "VOT (one pass)",
            "got10k": "GOT-10k", "lasot": "LaSOT", "synthetic": "synthetic"}
-
-
-def _make_tracker_factory(flag_values):
-    """Our tracker as a picklable zero-argument factory (see `ope.run_ope`).
-
-    Tracking hyper-parameters are the run's own (its flags.txt, or the copy in the export),
-    overridden only by tracking flags given explicitly on this command line.
-    """
-    # Imported here only: scoring existing results must not pull in TensorFlow.
-    from memnet_tf.models import loading
-    from memnet_tf.tracking import tracker as tracker_lib
-
-    checkpoint = flag_values.checkpoint or None
-    saved_model = flag_values.saved_model or None
-    track_config = config_lib.override_from_flags(
-        loading.run_track_config(checkpoint, saved_model), flag_values)
-    return tracker_lib.make_tracker_factory(checkpoint=checkpoint, saved_model=saved_model,
-                                            track_config=track_config)
 
 
 def main(argv):
@@ -72,10 +53,12 @@ def main(argv):
 
     trackers = list(FLAGS.trackers)
     if FLAGS.checkpoint or FLAGS.saved_model:
+        # Imported here only: scoring existing results must not pull in TensorFlow.
         from memnet_tf.models import loading
+        from memnet_tf.tracking import tracker as tracker_lib
 
         try:
-            factory = _make_tracker_factory(FLAGS)
+            factory = tracker_lib.factory_from_flags(FLAGS)
             # Loaded once here (and cached for in-process tracking): a bad checkpoint or export
             # is one clear line, not a traceback in every sequence or worker.
             factory()

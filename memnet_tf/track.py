@@ -374,29 +374,6 @@ def is_input_error(error: Exception) -> bool:
     return loading is not None and loading.is_loading_error(error)
 
 
-def load_tracker(flag_values):
-    """Our tracker on `--checkpoint` or `--saved_model`, with the run's tracking configuration.
-
-    Tracking flags given explicitly on this command line take precedence over the run's own
-    (its flags.txt, or the copy inside the export).
-
-    Args:
-        flag_values: this command's parsed flags.
-
-    Returns:
-        A `MemTracker`.
-    """
-    from memnet_tf import config as config_lib
-    from memnet_tf.models import loading
-    from memnet_tf.tracking import tracker as tracker_lib
-
-    checkpoint = flag_values.checkpoint or None
-    saved_model = flag_values.saved_model or None
-    track_config = config_lib.override_from_flags(
-        loading.run_track_config(checkpoint, saved_model), flag_values)
-    return tracker_lib.make_tracker_factory(checkpoint, saved_model, track_config)()
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -410,7 +387,9 @@ def main(argv):
         init_box = parse_box(FLAGS.init_box) if FLAGS.init_box else None
         # Bad boxes and unreadable first frames fail before the model is loaded.
         check_first_frame(source, init_box)
-        tracker = load_tracker(FLAGS)
+        from memnet_tf.tracking import tracker as tracker_lib
+
+        tracker = tracker_lib.factory_from_flags(FLAGS)()
         boxes = run_tracking(tracker, source, init_box, FLAGS.output_video,
                              FLAGS.show_response)
         if FLAGS.output_boxes:

@@ -107,8 +107,8 @@ def test_usage_errors_are_clear(tmp_path):
 def test_tracker_hook_uses_the_run_tracking_flags_unless_overridden(tmp_path):
     from absl import flags
 
-    from memnet_tf import evaluate
     from memnet_tf import flags as memnet_flags
+    from memnet_tf.tracking import tracker as tracker_lib
     from test_track_cli import write_tiny_run
 
     run = write_tiny_run(tmp_path / "run", extra_flags=("--scale_step=1.0375",
@@ -116,7 +116,7 @@ def test_tracker_hook_uses_the_run_tracking_flags_unless_overridden(tmp_path):
     flag_values = flags.FlagValues()
     memnet_flags.define_flags(flag_values)
     flag_values(["evaluate", f"--checkpoint={run}", "--window_influence=0.3"])
-    factory = evaluate._make_tracker_factory(flag_values)
+    factory = tracker_lib.factory_from_flags(flag_values)
     assert factory.checkpoint == run
     assert factory.track_config.scale_step == 1.0375       # from the run
     assert factory.track_config.window_influence == 0.3    # explicitly overridden

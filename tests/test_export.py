@@ -17,7 +17,7 @@ from memnet_tf import export
 from memnet_tf.layers.states import MemTrackState
 from memnet_tf.models import loading
 from memnet_tf.models.memtrack import build_model
-from memnet_tf.tracking.tracker import make_tracker_factory
+from memnet_tf.tracking.tracker import TrackerFactory
 from test_track_cli import (REPO_ROOT, blob_centres, blob_frame, run_track,
                             write_otb_blob_sequence, write_tiny_run)
 
@@ -191,8 +191,8 @@ def exported_run(tmp_path_factory):
 @pytest.mark.slow
 def test_tracking_on_the_export_equals_tracking_on_the_checkpoint(exported_run):
     run, saved_model = exported_run
-    from_checkpoint = make_tracker_factory(checkpoint=run)()
-    from_export = make_tracker_factory(saved_model=saved_model)()
+    from_checkpoint = TrackerFactory(checkpoint=run)()
+    from_export = TrackerFactory(saved_model=saved_model)()
     assert from_export.track_config == from_checkpoint.track_config == config_lib.TrackConfig(
         official_quirks=False, scale_step=1.1)
     centres = blob_centres(6)

@@ -192,6 +192,7 @@ def test_unreadable_frame_and_missing_checkpoint_name_the_file(tmp_path):
 
     from memnet_tf import flags as memnet_flags
     from memnet_tf import track
+    from memnet_tf.tracking import tracker as tracker_lib
 
     images = tmp_path / "frames"
     images.mkdir()
@@ -207,7 +208,7 @@ def test_unreadable_frame_and_missing_checkpoint_name_the_file(tmp_path):
     memnet_flags.define_flags(flag_values)
     flag_values(["track", f"--checkpoint={tmp_path / 'no_run'}"])
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "no_run"))) as caught:
-        track.load_tracker(flag_values)
+        tracker_lib.factory_from_flags(flag_values)()
     assert track.is_input_error(caught.value)
 
 
@@ -303,14 +304,14 @@ def test_tracking_flags_given_here_override_the_run(tmp_path):
 
     from memnet_tf import config as config_lib
     from memnet_tf import flags as memnet_flags
-    from memnet_tf import track
+    from memnet_tf.tracking import tracker as tracker_lib
 
     run = write_tiny_run(tmp_path / "run", extra_flags=("--noofficial_quirks",
                                                          "--window_influence=0.3"))
     flag_values = absl_flags.FlagValues()
     memnet_flags.define_flags(flag_values)
     flag_values(["track", f"--checkpoint={run}", "--scale_step=1.2"])
-    tracker = track.load_tracker(flag_values)
+    tracker = tracker_lib.factory_from_flags(flag_values)()
     assert tracker.track_config == config_lib.TrackConfig(
         official_quirks=False, window_influence=0.3, scale_step=1.2)
     assert tracker.model.model_config.hidden_size == 16

@@ -13,8 +13,7 @@ from memnet_tf import config as config_lib
 from memnet_tf.models.memtrack import build_model
 from memnet_tf.tracking import postprocess
 from memnet_tf.tracking.tracker import (MemTracker, TrackerFactory, estimate_target,
-                                        make_tracker_factory, to_float_frame,
-                                        upsample_responses_tf)
+                                        to_float_frame, upsample_responses_tf)
 from test_track_cli import blob_frame, write_tiny_run
 
 N = 4  # memory slots of the tiny model
@@ -320,18 +319,18 @@ def test_update_before_init_raises(tiny_model):
 def test_factory_is_picklable_and_uses_the_run_config(tmp_path):
     run = write_tiny_run(tmp_path / "run", extra_flags=("--noofficial_quirks",
                                                          "--scale_step=1.1"))
-    factory = pickle.loads(pickle.dumps(make_tracker_factory(checkpoint=run)))
+    factory = pickle.loads(pickle.dumps(TrackerFactory(checkpoint=run)))
     assert isinstance(factory, TrackerFactory)
     first, second = factory(), factory()
     assert first.track_config == config_lib.TrackConfig(official_quirks=False, scale_step=1.1)
     assert first.model is second.model  # one model per process
     assert first.model.model_config == config_lib.ModelConfig(**TINY)
     given = config_lib.TrackConfig(window_influence=0.3)
-    assert make_tracker_factory(checkpoint=run, track_config=given)().track_config == given
+    assert TrackerFactory(checkpoint=run, track_config=given)().track_config == given
     with pytest.raises(ValueError, match="exactly one"):
-        make_tracker_factory()
+        TrackerFactory()
     with pytest.raises(ValueError, match="exactly one"):
-        make_tracker_factory(checkpoint=run, saved_model=str(tmp_path))
+        TrackerFactory(checkpoint=run, saved_model=str(tmp_path))
 
 
 def test_runs_inside_a_got10k_experiment(tiny_model, tmp_path, monkeypatch):

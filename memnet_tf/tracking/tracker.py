@@ -490,26 +490,25 @@ class TrackerFactory:
         return f"TrackerFactory(checkpoint={self.checkpoint!r})"
 
 
-def make_tracker_factory(checkpoint: str | None = None, saved_model: str | None = None,
-                         track_config: config_lib.TrackConfig | None = None,
-                         name: str = "MemTrack") -> TrackerFactory:
-    """A picklable factory of `MemTracker`s for `eval.ope.run_ope` and `memnet_tf.evaluate`.
+def factory_from_flags(flag_values, name: str = "MemTrack") -> TrackerFactory:
+    """The factory of `--checkpoint` or `--saved_model` for `track` and `evaluate`.
 
-    Args:
-        checkpoint: run folder or checkpoint prefix.
-        saved_model: an export of `python -m memnet_tf.export`.
-        track_config: tracking hyper-parameters; None = the run's own.
-        name: tracker name.
-
-    Returns:
-        A `TrackerFactory`.
+    Tracking hyper-parameters are the run's own (its flags.txt, or the copy in the export),
+    overridden only by tracking flags given explicitly on this command line.
 
     Raises:
-        ValueError: neither or both of `checkpoint` and `saved_model`.
+        FileNotFoundError, ValueError: a missing or unreadable run or export, or neither or
+            both of the two flags.
     """
+    from memnet_tf.models import loading  # imported lazily: no TF work to build a factory
+
+    checkpoint = flag_values.checkpoint or None
+    saved_model = flag_values.saved_model or None
+    track_config = config_lib.override_from_flags(
+        loading.run_track_config(checkpoint, saved_model), flag_values)
     return TrackerFactory(checkpoint, saved_model, track_config, name)
 
 
 __all__ = ["MemTracker", "TargetEstimate", "TrackerFactory", "estimate_target",
-           "make_tracker_factory", "to_float_frame",
+           "factory_from_flags", "to_float_frame",
            "upsample_responses_tf"]
