@@ -423,16 +423,27 @@ def _read_list(path: str) -> list[str]:
         return [line.strip() for line in f if line.strip()]
 
 
-def _read_vot_folder(seq_dir: str, name: str) -> Sequence:
-    anno_file = os.path.join(seq_dir, "groundtruth.txt")
-    if not os.path.isfile(anno_file):
+def _ground_truth_file(seq_dir: str) -> str:
+    """`<seq_dir>/groundtruth.txt` (VOT, GOT-10k, LaSOT), or a DatasetError naming the folder."""
+    path = os.path.join(seq_dir, "groundtruth.txt")
+    if not os.path.isfile(path):
         raise DatasetError(f"{seq_dir}: sequence folder without ground truth (no groundtruth.txt)")
+    return path
+
+
+def _check_frame_count(anno_file: str, num_boxes: int, images: list[str]) -> None:
+    """One box per frame, or a DatasetError naming the annotation file and the frame folder."""
+    if len(images) != num_boxes:
+        raise DatasetError(f"{anno_file}: {num_boxes} boxes but {len(images)} frames in "
+                           f"{os.path.dirname(images[0])}")
+
+
+def _read_vot_folder(seq_dir: str, name: str) -> Sequence:
+    anno_file = _ground_truth_file(seq_dir)
     values, lines = read_box_file(anno_file, widths=(4, 8))
     image_dir = os.path.join(seq_dir, "color")
     images = list_images(image_dir if os.path.isdir(image_dir) else seq_dir)
-    if len(images) != len(values):
-        raise DatasetError(f"{anno_file}: {len(values)} boxes but {len(images)} frames in "
-                           f"{os.path.dirname(images[0])}")
+    _check_frame_count(anno_file, len(values), images)
     polygons = values if values.shape[1] == 8 else None
     boxes = polygons_to_boxes(values) if polygons is not None else values
     attributes = []
@@ -475,17 +486,14 @@ def read_got10k(root: str, errors: list[str] | None = None) -> list[Sequence]:
 
 
 def _read_got10k_folder(seq_dir: str, name: str) -> Sequence:
-    anno_file = os.path.join(seq_dir, "groundtruth.txt")
-    if not os.path.isfile(anno_file):
-        raise DatasetError(f"{seq_dir}: sequence folder without ground truth (no groundtruth.txt)")
+    anno_file = _ground_truth_file(seq_dir)
     boxes, lines = read_box_file(anno_file)
     images = list_images(seq_dir)
     if len(boxes) == 1 and len(images) > 1:
         # Test split: only the first box is public. Pad with NaN so the sequence can be run.
         boxes = np.concatenate([boxes, np.full((len(images) - 1, 4), np.nan)])
         lines = np.concatenate([lines, np.zeros(len(images) - 1, np.int64)])
-    if len(images) != len(boxes):
-        raise DatasetError(f"{anno_file}: {len(boxes)} boxes but {len(images)} frames in {seq_dir}")
+    _check_frame_count(anno_file, len(boxes), images)
     cover = _read_flags(os.path.join(seq_dir, "cover.label"), len(boxes))
     absence = _read_flags(os.path.join(seq_dir, "absence.label"), len(boxes))
     valid = None
@@ -540,14 +548,10 @@ def read_lasot(root: str, errors: list[str] | None = None) -> list[Sequence]:
 
 
 def _read_lasot_folder(seq_dir: str, name: str) -> Sequence:
-    anno_file = os.path.join(seq_dir, "groundtruth.txt")
-    if not os.path.isfile(anno_file):
-        raise DatasetError(f"{seq_dir}: sequence folder without ground truth (no groundtruth.txt)")
+    anno_file = _ground_truth_file(seq_dir)
     boxes, lines = read_box_file(anno_file)
     images = list_images(os.path.join(seq_dir, "img"))
-    if len(images) != len(boxes):
-        raise DatasetError(f"{anno_file}: {len(boxes)} boxes but {len(images)} frames in "
-                           f"{os.path.join(seq_dir, 'img')}")
+    _check_frame_count(anno_file, len(boxes), images)
     absent = np.zeros(len(boxes), bool)
     for flag_name in ("full_occlusion.txt", "out_of_view.txt"):
         flags = _read_flags(os.path.join(seq_dir, flag_name), len(boxes))
