@@ -51,6 +51,15 @@ STEP_DIAGNOSTICS = ("attention", "residual_gate", "read_strength")
 EXIT_BAD_INPUT = 2
 
 
+def step_outputs(response, new_state, diagnostics) -> dict:
+    """What the `step` signature returns, from `MemTrack.step`'s three results."""
+    from memnet_tf.layers import states
+
+    outputs = {"response": response, **states.to_dict(new_state)}
+    outputs.update({name: diagnostics[name] for name in STEP_DIAGNOSTICS if name in diagnostics})
+    return outputs
+
+
 def make_export_module(model):
     """A `tf.Module` holding `model` with the `initialize` and `step` tf.functions.
 
@@ -76,11 +85,7 @@ def make_export_module(model):
         return states.to_dict(model.initialize(exemplar))
 
     def step(exemplar, search, **state):
-        response, new_state, diagnostics = model.step(exemplar, search, states.from_dict(state))
-        outputs = {"response": response, **states.to_dict(new_state)}
-        outputs.update({name: diagnostics[name] for name in STEP_DIAGNOSTICS
-                        if name in diagnostics})
-        return outputs
+        return step_outputs(*model.step(exemplar, search, states.from_dict(state)))
 
     module = tf.Module()
     module.model = model  # tracks every variable of the model
@@ -185,9 +190,7 @@ def verify_export(model, export_dir: str, seed: int = 0, batch_size: int = 3,
     for frame in range(2):
         exemplar, search = crops(1, cfg.exemplar_size), crops(batch_size, cfg.search_size)
         response, expected, diagnostics = model_step(exemplar, search, expected)
-        reference = {"response": response, **states.to_dict(expected)}
-        reference.update({name: diagnostics[name] for name in STEP_DIAGNOSTICS
-                          if name in diagnostics})
+        reference = step_outputs(response, expected, diagnostics)
         outputs = step(exemplar=exemplar, search=search,
                        **{name: exported[name] for name in states.MemTrackState._fields})
         worst = max(worst, _compare(reference, outputs, f"step {frame + 1}"))

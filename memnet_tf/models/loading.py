@@ -8,6 +8,7 @@ import os
 import tensorflow as tf
 
 from memnet_tf import config as config_lib
+from memnet_tf import export  # the export's metadata and signature names live with the writer
 from memnet_tf import flags as memnet_flags
 from memnet_tf.layers import states
 from memnet_tf.models.memtrack import MemTrack, build_model
@@ -54,8 +55,6 @@ def run_track_config(checkpoint: str | None = None,
         saved_model: an export (read from its metadata).
     """
     if saved_model:
-        from memnet_tf import export  # the metadata format lives with the writer
-
         return config_lib.config_from_dict(
             config_lib.TrackConfig, export.read_metadata(saved_model).get("track_config", {}))
     resolve_checkpoint(checkpoint)  # a missing run is reported as such, not as a missing flags.txt
@@ -123,8 +122,7 @@ class ExportedMemTrack:
         if self.model_config.use_memory:
             # The same diagnostics as MemTrack.step: the export does not repeat the ones
             # that are also state fields.
-            diagnostics = {name: value for name, value in outputs.items()
-                           if name not in states.MemTrackState._fields and name != "response"}
+            diagnostics = {name: outputs[name] for name in export.STEP_DIAGNOSTICS}
             diagnostics.update(read_weights=new_state.read_weights,
                                write_weights=new_state.write_weights,
                                control_gates=new_state.control_gates,
@@ -146,8 +144,6 @@ def load_saved_model(export_dir: str):
         FileNotFoundError: not a SavedModel, or one without memnet_tf's metadata.
         ValueError: unreadable metadata.
     """
-    from memnet_tf import export  # the metadata format lives with the writer
-
     metadata = export.read_metadata(export_dir)
     loaded = tf.saved_model.load(export_dir)
     missing = {"initialize", "step"} - set(loaded.signatures)
