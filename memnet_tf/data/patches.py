@@ -55,11 +55,6 @@ class PatchGeometry:
                    patch_size=model_cfg.search_size + 2 * data_cfg.patch_margin,
                    response_size=model_cfg.response_size)
 
-    @property
-    def exemplar_offset(self) -> int:
-        """Top-left pixel of the un-augmented exemplar inside the patch (72 for 271/127)."""
-        return (self.patch_size - self.exemplar_size) // 2
-
 
 def patch_roi(box_xywh, geometry: PatchGeometry) -> np.ndarray:
     """The frame region cut for a patch: `[x1, y1, x2, y2)` integers, right/bottom exclusive.

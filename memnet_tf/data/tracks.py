@@ -65,13 +65,6 @@ class SkipReport:
                 self.examples[reason].append(detail)
             return self.counts[reason]
 
-    def merge(self, other: "SkipReport") -> None:
-        with self._lock:
-            for reason, count in other.counts.items():
-                self.counts[reason] += count
-                room = _MAX_EXAMPLES - len(self.examples[reason])
-                self.examples[reason].extend(other.examples.get(reason, [])[:max(room, 0)])
-
     def total(self) -> int:
         return sum(self.counts.values())
 
