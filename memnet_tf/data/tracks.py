@@ -153,7 +153,7 @@ def track_from_frames(name: str, frame_paths, boxes, skips: SkipReport,
 
 
 def read_otb_tracks(root: str, min_frames: int = 1, skips: SkipReport | None = None,
-                    strict: bool = False) -> list[Track]:
+                    strict: bool = False, keep=None) -> list[Track]:
     """Reads OTB-layout sequences (`<Seq>/img/*.jpg` + `groundtruth_rect*.txt`) as Tracks.
 
     Parsing is the evaluation reader's (`eval.datasets.read_otb`), so training and evaluation
@@ -167,6 +167,8 @@ def read_otb_tracks(root: str, min_frames: int = 1, skips: SkipReport | None = N
         min_frames: tracks with fewer valid frames are skipped.
         skips: where to count what was skipped (a new report if None).
         strict: raise on a malformed sequence instead of skipping it.
+        keep: optional predicate on a sequence folder's name; other sequences are left out
+            before anything of theirs is counted as skipped.
 
     Returns:
         Tracks sorted by name.
@@ -181,6 +183,8 @@ def read_otb_tracks(root: str, min_frames: int = 1, skips: SkipReport | None = N
         skips.add("malformed sequence", problem)
     tracks = []
     for sequence in sorted(sequences, key=lambda s: s.name):
+        if keep is not None and not keep(sequence.name.split(".")[0]):
+            continue
         boxes = [box if valid else None
                  for box, valid in zip(sequence.ground_truth, sequence.valid)]
         track = track_from_frames(sequence.name, sequence.image_files, boxes, skips, min_frames)
