@@ -83,7 +83,6 @@ def cached_datasets(model_cfg, data_cfg, train_cfg):
     caches = {split: feature_cache.ensure_cache(
         encoder, model_cfg, data_cfg, data_cfg.feature_cache, split,
         data_cfg.feature_cache_augmentations, feature_cache.AUGMENTATION_SEED,
-        train_cfg.init_backbone,
         progress=lambda line: print(line, flush=True)) for split in ("train", "val")}
     del encoder
     for split, cache in caches.items():

@@ -22,6 +22,7 @@ A split is written into a hidden staging folder and renamed into place when comp
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -80,14 +81,26 @@ class FeatureCache:
         return int(self.track_starts[index + 1] - self.track_starts[index])
 
 
-def fingerprint(model_cfg, data_cfg, init_backbone: str, augmentations: int, seed: int,
+def backbone_digest(model) -> str:
+    """SHA-256 of the backbone's weights and BatchNorm statistics: what its features depend on."""
+    digest = hashlib.sha256()
+    for variable in model.backbone.weights:
+        digest.update(variable.path.encode())
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint(model_cfg, data_cfg, backbone_sha256: str, augmentations: int, seed: int,
                 split: str) -> dict:
-    """What the cached features of `split` depend on; a cache is reused only when it matches."""
-    checkpoint = tf.train.latest_checkpoint(init_backbone) if os.path.isdir(init_backbone) else None
+    """What the cached features of `split` depend on; a cache is reused only when it matches.
+
+    The data are identified by their shard manifest (files, tracks and frame counts), the backbone
+    by the digest of its weights, so a copied or re-imported run folder reuses the cache.
+    """
     manifest = tfrecord.read_manifest(data_cfg.data_dir, split) or {}
     return {
         "version": CACHE_VERSION,
-        "backbone_checkpoint": os.path.abspath(checkpoint or init_backbone),
+        "backbone_sha256": backbone_sha256,
         "backbone": model_cfg.backbone,
         "channels": list(model_cfg.channels),
         "bn_epsilon": model_cfg.bn_epsilon,
@@ -103,7 +116,6 @@ def fingerprint(model_cfg, data_cfg, init_backbone: str, augmentations: int, see
         "augmentations": int(augmentations),
         "seed": int(seed),
         "split": split,
-        "data_dir": os.path.abspath(data_cfg.data_dir),
         "shards": [[s["file"], s["tracks"]] for s in manifest.get("shards", [])],
     }
 
@@ -246,9 +258,10 @@ def build_cache(model, model_cfg, data_cfg, cache_dir: str, split: str, augmenta
 
 
 def ensure_cache(model, model_cfg, data_cfg, cache_dir: str, split: str, augmentations: int,
-                 seed: int, init_backbone: str, progress=None) -> FeatureCache:
-    """The cache of `split`, built first if `cache_dir` does not hold it yet."""
-    expected = fingerprint(model_cfg, data_cfg, init_backbone, augmentations, seed, split)
+                 seed: int, progress=None) -> FeatureCache:
+    """The cache of `split` for `model`'s backbone, built first if `cache_dir` lacks it."""
+    expected = fingerprint(model_cfg, data_cfg, backbone_digest(model), augmentations, seed,
+                           split)
     cache = read_cache(cache_dir, split, expected)
     if cache is not None:
         return cache

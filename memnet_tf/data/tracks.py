@@ -152,6 +152,14 @@ def track_from_frames(name: str, frame_paths, boxes, skips: SkipReport,
     return Track(name, tuple(kept_paths), np.stack(kept_boxes))
 
 
+def _sequence_folder(problem: str, root: str) -> str:
+    """The sequence folder a reader's problem message is about (messages start with a path)."""
+    path = problem.split(":", 1)[0]
+    relative = os.path.relpath(path, root) if os.path.isabs(path) or path.startswith(root) \
+        else path
+    return relative.split(os.sep)[0]
+
+
 def read_otb_tracks(root: str, min_frames: int = 1, skips: SkipReport | None = None,
                     strict: bool = False, keep=None) -> list[Track]:
     """Reads OTB-layout sequences (`<Seq>/img/*.jpg` + `groundtruth_rect*.txt`) as Tracks.
@@ -180,6 +188,8 @@ def read_otb_tracks(root: str, min_frames: int = 1, skips: SkipReport | None = N
     problems = None if strict else []
     sequences = eval_datasets.read_otb(root, errors=problems)
     for problem in problems or ():
+        if keep is not None and not keep(_sequence_folder(problem, root)):
+            continue
         skips.add("malformed sequence", problem)
     tracks = []
     for sequence in sorted(sequences, key=lambda s: s.name):
