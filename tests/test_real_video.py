@@ -326,6 +326,12 @@ def test_headline_pairs_seeds_and_reports_their_spread():
                            "mean AUC (2 seeds")
     assert f"spread +-{np.std(deltas, ddof=1):.3f}" in line
     assert "nothing to compare" in bench.headline({"memtrack": {0: (0.5, 0.5)}})
+    for row in rows:
+        row.update(dataset="d", frames=3, fps=12.345, gates="-", r="-", **{"|rT|/|T0|": "-",
+                                                                          "max w_r": "-"})
+    text = bench.format_report(rows, "title", "machine")
+    assert text.splitlines()[-1] == line and "12.3" in text
+    assert "| no_memory | 3     | 0.403" in text
 
 
 def test_run_folders_are_discovered_by_name(tmp_path):
