@@ -348,3 +348,16 @@ def test_run_folders_are_discovered_by_name(tmp_path):
     assert bench.variant_of("no_memory_seed12") == ("no_memory", 12)
     with pytest.raises(ValueError, match="not <variant>_seed<k>:DIR"):
         bench.parse_runs("memtrack:/tmp")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variants=memtrack,bogus"], "--variants: unknown ['bogus']"),
+    (["--seeds=0,x"], "--seeds: integers expected"),
+    (["--evaluate=train"], "--evaluate: unknown ['train']"),
+])
+def test_experiment_tool_rejects_bad_arguments(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "tools/real_video_experiment.py",
+                             f"--output_dir={tmp_path}", *args], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and message in result.stderr
+    assert not os.listdir(tmp_path)  # nothing written before the arguments are checked
