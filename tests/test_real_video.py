@@ -311,7 +311,7 @@ def test_training_on_cached_features_end_to_end(shards, tmp_path):
 # The experiment report.
 
 
-def test_headline_pairs_seeds_and_reports_their_spread():
+def test_headline_pairs_seeds_and_reports_their_spread(tmp_path):
     import memory_on_real_video as bench
 
     rows = []
@@ -335,6 +335,8 @@ def test_headline_pairs_seeds_and_reports_their_spread():
     text = bench.format_report(rows, "title", "machine")
     assert text.splitlines()[-1] == line and "12.3" in text
     assert "| no_memory | 3     | 0.403" in text
+    bench.plot_variants(rows, str(tmp_path / "auc.png"), "title")
+    assert (tmp_path / "auc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_run_folders_are_discovered_by_name(tmp_path):

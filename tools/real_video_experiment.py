@@ -177,7 +177,8 @@ def main(argv):
             sys.stdout = Tee(stdout, out)
             try:
                 memory_on_real_video.main([f"--runs={run_list}", f"--sequence_set={sequence_set}",
-                                           f"--siamfc_checkpoint={backbone}"])
+                                           f"--siamfc_checkpoint={backbone}",
+                                           f"--plot={report_path[:-4]}.png"])
             finally:
                 sys.stdout = stdout
         os.replace(report_path + ".tmp", report_path)
