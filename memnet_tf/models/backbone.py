@@ -13,6 +13,8 @@ import keras
 import tensorflow as tf
 
 from memnet_tf.config import ModelConfig
+from memnet_tf.layers.batch_norm import GlobalBatchNormalization
+
 # (kernel, stride) of conv1..conv5; max-pools 3/2 follow conv1 and conv2.
 _CONV_GEOMETRY = ((11, 2), (5, 1), (3, 1), (3, 1), (3, 1))
 
@@ -43,11 +45,10 @@ class AlexNetBackbone(keras.layers.Layer):
             setattr(self, f"conv{i + 1}", keras.layers.Conv2D(
                 c, k, strides=s, groups=g, padding="valid", name=f"conv{i + 1}"))
         for i in range(4):
-            # Synchronised: with several replicas the statistics are those of the global batch,
-            # as on one device (no effect with a single replica).
-            setattr(self, f"conv{i + 1}_bn", keras.layers.BatchNormalization(
-                momentum=bn_momentum, epsilon=bn_epsilon, synchronized=True,
-                name=f"conv{i + 1}_bn"))
+            # Statistics of the global batch over all replicas, two-pass, Bessel-corrected moving
+            # variance: as the official fused BatchNorm on one device (layers/batch_norm.py).
+            setattr(self, f"conv{i + 1}_bn", GlobalBatchNormalization(
+                momentum=bn_momentum, epsilon=bn_epsilon, name=f"conv{i + 1}_bn"))
 
     @property
     def convs(self):
