@@ -83,9 +83,14 @@ class Trainer:
         # folder that is deleted at once; they read checkpoints from the chief's model_dir.
         self.is_chief = is_chief(self.strategy)
         self.val_dataset_fn = val_dataset_fn
+        backbone_dtype = None if train_cfg.precision == "float32" else train_cfg.precision
         with self.strategy.scope():
-            self.model: MemTrack = build_model(model_cfg, seed=train_cfg.seed)
-            self.optimizer = make_optimizer(train_cfg)
+            self.model: MemTrack = build_model(model_cfg, seed=train_cfg.seed,
+                                               backbone_dtype=backbone_dtype)
+            adam = make_optimizer(train_cfg)
+            # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
+            self.optimizer = (keras.optimizers.LossScaleOptimizer(adam)
+                              if train_cfg.precision == "mixed_float16" else adam)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         if train_cfg.freeze_backbone:
             # Frozen means fixed weights *and* fixed BatchNorm statistics.
@@ -93,8 +98,9 @@ class Trainer:
         with self.strategy.scope():
             # Adam's slots are created here, not lazily inside the distributed tf.function.
             self.optimizer.build(self.model.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              step=self.step)
+        # Adam itself, not the loss-scale wrapper: checkpoints are the same in every precision
+        # (a resumed float16 run starts its loss scale afresh; it adapts in a few steps).
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=adam, step=self.step)
         self.manager = None
         if train_cfg.model_dir:
             self.manager = tf.train.CheckpointManager(
@@ -138,6 +144,7 @@ class Trainer:
         global_maps = tf.cast(tf.shape(features["exemplar"])[0] * replicas
                               * tf.shape(features["exemplar"])[1], tf.float32)
         variables = self.model.trainable_variables
+        scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
         with tf.GradientTape() as tape:
             outputs = self.model(features, training=True)
             logistic = self._losses(outputs, targets, global_maps)
@@ -145,12 +152,19 @@ class Trainer:
             regularization = losses.weight_decay_loss(
                 variables, self.train_cfg.weight_decay) / replicas
             loss = logistic + regularization
-        grads = tape.gradient(loss, variables)
-        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+            objective = self.optimizer.scale_loss(loss) if scaled else loss
+        grads = tape.gradient(objective, variables)
+        grads = [tf.zeros_like(v) if g is None else tf.cast(g, v.dtype)
+                 for g, v in zip(grads, variables)]
         # Keras clips per replica before summing; clipping must see the global gradient, so sum
         # here and clip (the caller hands the optimiser 1/replicas of it for its own sum).
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        grads, grad_norm = tf.clip_by_global_norm(grads, self.train_cfg.clip_norm)
+        # With loss scaling the gradients are x scale until the optimiser divides them: clip at
+        # clip_norm x scale, which is clipping the true gradient at clip_norm. Non-finite
+        # gradients (scale too large) make the optimiser skip the step and halve the scale.
+        scale = self.optimizer.dynamic_scale if scaled else 1.0
+        grads, grad_norm = tf.clip_by_global_norm(grads, self.train_cfg.clip_norm * scale)
+        grad_norm = grad_norm / scale
         logs = {
             "loss/total": loss,
             "loss/logistic": logistic,
@@ -171,11 +185,17 @@ class Trainer:
     def train_step(self, iterator) -> dict:
         """One optimiser step on the next global batch; returns scalar logs."""
         if self._train_step_fn is None:
+            replica_step = self._replica_train_step
+            if self.train_cfg.jit_compile:
+                # XLA compiles the replica's forward, backward and update; reading the input
+                # (iterator, tf.data) stays outside. The data pipeline's crop_and_resize never
+                # enters the step (crops arrive made).
+                replica_step = tf.function(replica_step, jit_compile=True)
+
             @tf.function
             def step_fn(iterator):
                 features, targets = next(iterator)
-                per_replica = self.strategy.run(self._replica_train_step,
-                                                args=(features, targets))
+                per_replica = self.strategy.run(replica_step, args=(features, targets))
                 return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                         for k, v in per_replica.items()}
             self._train_step_fn = step_fn
