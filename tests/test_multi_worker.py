@@ -187,12 +187,16 @@ def test_workers_read_disjoint_clips():
 def test_killed_worker_and_restart_resume_from_the_last_checkpoint(tmp_path):
     model_dir, scratch = tmp_path / "run", _scratch(tmp_path)
     processes = _start_workers(model_dir, scratch, ["--train_steps=1000", "--checkpoint_every=2"])
-    deadline = time.time() + 600
-    while time.time() < deadline:  # until the chief has saved twice
+    deadline = time.time() + 900
+    while True:  # until the chief has saved twice
         latest = tf.train.latest_checkpoint(str(model_dir))
         if latest and int(latest.rsplit("-", 1)[1]) >= 4:
             break
         assert all(p.poll() is None for p in processes), _logs(tmp_path)
+        if time.time() > deadline:
+            for p in processes:
+                p.kill()
+            pytest.fail("the workers saved no second checkpoint within 900 s\n" + _logs(tmp_path))
         time.sleep(0.5)
     processes[1].send_signal(signal.SIGKILL)  # preempted mid-run
     processes[1].wait()
