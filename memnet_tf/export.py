@@ -13,6 +13,8 @@ Signatures (every batch dimension free; images float32 in [0, 1]):
     step(exemplar [1 or B, E, E, 3], search [B, S, S, 3], <the nine state fields>)
         -> {response [B, R, R], <the nine new state fields>,
             attention [B, L, L], residual_gate [B, C], read_strength [B, 1]}
+    search_step(search [B, S, S, 3], <the nine state fields>)     (only without memory)
+        -> {response [B, R, R], <the nine state fields, unchanged>}
 
 A step's state outputs are fed back under the same names at the next frame. The three
 diagnostics exist only with memory (`--use_memory`); the SiamFC mode's state passes through.
@@ -87,6 +89,9 @@ def make_export_module(model):
     def step(exemplar, search, **state):
         return step_outputs(*model.step(exemplar, search, states.from_dict(state)))
 
+    def search_step(search, **state):
+        return step_outputs(*model.step(None, search, states.from_dict(state)))
+
     module = tf.Module()
     module.model = model  # tracks every variable of the model
     module.initialize = tf.function(initialize)
@@ -96,6 +101,11 @@ def make_export_module(model):
         "step": module.step.get_concrete_function(exemplar_spec, search_spec,
                                                   **states.to_dict(state_specs)),
     }
+    if not cfg.use_memory:
+        # The SiamFC mode never writes: its tracker crops and encodes no exemplar.
+        module.search_step = tf.function(search_step)
+        signatures["search_step"] = module.search_step.get_concrete_function(
+            search_spec, **states.to_dict(state_specs))
     return module, signatures
 
 
@@ -195,6 +205,11 @@ def verify_export(model, export_dir: str, seed: int = 0, batch_size: int = 3,
                        **{name: exported[name] for name in states.MemTrackState._fields})
         worst = max(worst, _compare(reference, outputs, f"step {frame + 1}"))
         exported = {name: outputs[name] for name in states.MemTrackState._fields}
+    if "search_step" in loaded.signatures:
+        search = crops(batch_size, cfg.search_size)
+        reference = step_outputs(*tf.function(model.step)(None, search, expected))
+        outputs = loaded.signatures["search_step"](search=search, **exported)
+        worst = max(worst, _compare(reference, outputs, "search_step"))
     if worst > tolerance:
         raise AssertionError(f"{export_dir}: the reloaded export differs from the model by "
                              f"{worst:g} (tolerance {tolerance:g})")
