@@ -211,7 +211,7 @@ class MemTracker:
         model: a built `MemTrack` (any configuration, including the SiamFC mode
             `use_memory=False`, whose state simply never changes), the `ExportedMemTrack` of
             `models.loading.load_saved_model(export_dir)`, or the `LiteRTMemTrack` of
-            `tracking.litert.load_litert(litert_dir)` (same interface: `model_config`,
+            `models.litert.load_litert(litert_dir)` (same interface: `model_config`,
             `initialize`, `step`; a model whose `runs_in_graph` is False is called between two
             tf.functions instead of inside one).
         track_config: tracking hyper-parameters; `TrackConfig()` (the paper's) when None.
@@ -269,9 +269,12 @@ class MemTracker:
             # Out-of-graph networks: crops in one call, the network, the rest in another.
             self._frame_step_fn = tf.function(self._crop_graph, input_signature=[
                 image_spec, image_spec, mean_spec, *geometry_specs])
-            diagnostic_specs = getattr(model, "diagnostic_specs", {})
-            self._locate_fn = tf.function(self._locate_graph, input_signature=[
-                response_spec, state_spec, diagnostic_specs])
+            if getattr(model, "num_scales", cfg.num_scales) != cfg.num_scales:
+                raise ValueError(f"the model was exported for {model.num_scales} scales; "
+                                 f"the track config has num_scales={cfg.num_scales}")
+            self._locate_fn = tf.function(
+                lambda responses, state: self._locate_graph(responses, state, {}),
+                input_signature=[response_spec, state_spec])
         self.state = None
         self.debug = {}
         self._previous = None
@@ -440,8 +443,8 @@ class MemTracker:
             exemplar = cropped["exemplar"].numpy() if "exemplar" in cropped else None
             responses, new_state, diagnostics = self.network_step(
                 exemplar, cropped["search"].numpy(), self.state)
-            out = self._locate_fn(responses, new_state, diagnostics)
-            out["mean"] = cropped["mean"]
+            out = dict(self._locate_fn(responses, new_state), mean=cropped["mean"],
+                       diagnostics=diagnostics)
         if not bool(out["finite"]):
             raise ValueError(f"{self.name}: the network produced NaN or Inf responses (broken "
                              "weights or a non-finite state)")
