@@ -7,8 +7,9 @@ Trackers, all fed the same decoded RGB frames of one otb_mini sequence (syntheti
 `../shared` is absent), frame by frame in turn (the order rotates every frame), so a busy CPU
 slows them alike and the ratios stay fair:
 - ours, SiamFC mode: the FDSiamFC-30 weights imported with experiments/siamfc_fdsiamfc30.flags
-  (`MemTracker` on the checkpoint), and the same tracker on its SavedModel export and on its
-  LiteRT export (`memnet_tf.export --format=litert`, when ai-edge-litert imports);
+  (`MemTracker` on the checkpoint), the same tracker on its SavedModel export and on its
+  LiteRT export (`memnet_tf.export --format=litert`, when ai-edge-litert imports), and the
+  tracker as it was before issue 13 (`tests/reference_tracker.py`, `--former`);
 - PyTorch FDSiamFC-30 (when torch imports): `benchmarks/_torch_siamfc.py`, the same weights
   (`FDSiamfc_30.pth`);
 - ours, paper MemTrack (AlexNet x1, 8 slots, 512 hidden units, random weights, which time like
@@ -53,6 +54,8 @@ _LITERT = flags.DEFINE_boolean("litert", True, "Also time the SiamFC mode on a L
 _LITERT_PAPER = flags.DEFINE_boolean("litert_paper", False, "Also convert and time the paper "
                                      "MemTrack on LiteRT (slow to convert).")
 _STAGE_REPEATS = flags.DEFINE_integer("stage_repeats", 15, "Repeats of each stage timing.")
+_FORMER = flags.DEFINE_boolean("former", True, "Also time the SiamFC mode on the tracker as it "
+                               "was before issue 13 (tests/reference_tracker.py).")
 
 SIAMFC_GOAL, PAPER_GOAL = 1.0, 1.6
 WEIGHTS = pathlib.Path("weights") / "fdsiamfc30"
@@ -121,6 +124,12 @@ def ours(scratch: str, want_export: bool, want_litert: bool, want_paper: bool,
         track_config = config_lib.track_config_from_flags(run_flags)
         name = "ours SiamFC mode (FDSiamFC-30)"
         rows.append((name, MemTracker(model, track_config), "PyTorch FDSiamFC-30", None))
+        if _FORMER.value:
+            sys.path.insert(0, str(REPO_ROOT / "tests"))
+            from reference_tracker import ReferenceTracker
+
+            rows.append((f"{name}, former tracker", ReferenceTracker(model, track_config),
+                         None, name))
         rows += exports(model, track_config, os.path.join(scratch, "siamfc"), name,
                         want_export, want_litert, export, litert, loading, MemTracker)
     else:

@@ -1,6 +1,8 @@
 """Exports a trained MemTrack as a SavedModel with `initialize` and `step` signatures.
 
     python -m memnet_tf.export --checkpoint=runs/quickstart --export_dir=exports/quickstart
+    python -m memnet_tf.export --checkpoint=runs/quickstart --export_dir=exports/q_litert \
+        --format=litert           (LiteRT .tflite models; see models/litert.py)
 
 The export is the network only: crops in, responses and the recurrent state out. Cropping, the
 scale search and the box update stay in the tracker (`tracking/tracker.py`), which runs the same
@@ -326,6 +328,8 @@ def main(argv):
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     track_config = config_lib.track_config_from_flags(run_flag_values)
+    if FLAGS.format == "litert":
+        return _export_litert_main(model, checkpoint, track_config)
     print(f"exporting {checkpoint} -> {FLAGS.export_dir}")
     try:
         metadata = export_saved_model(
@@ -338,6 +342,31 @@ def main(argv):
     print(f"verified: reloaded signatures match the model within "
           f"{metadata['max_abs_difference']:.2g}")
     print(f"SavedModel: {os.path.abspath(FLAGS.export_dir)} (signatures: initialize, step)")
+    return 0
+
+
+def _export_litert_main(model, checkpoint: str, track_config) -> int:
+    """`--format=litert`: the LiteRT models, batch fixed to the run's number of scales."""
+    from memnet_tf.models import litert
+
+    try:
+        litert.import_interpreter()  # the export is verified with LiteRT before it is kept
+    except ImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"exporting {checkpoint} -> {FLAGS.export_dir} (LiteRT, "
+          f"{track_config.num_scales} scales)")
+    try:
+        metadata = litert.export_litert(
+            model, FLAGS.export_dir, track_config.num_scales,
+            metadata={"source_checkpoint": os.path.abspath(checkpoint),
+                      "track_config": dataclasses.asdict(track_config)})
+    except (FileExistsError, PermissionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"verified: LiteRT models match the model within "
+          f"{metadata['max_abs_difference']:.2g}")
+    print(f"LiteRT: {os.path.abspath(FLAGS.export_dir)} ({', '.join(metadata['files'].values())})")
     return 0
 
 

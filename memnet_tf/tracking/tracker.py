@@ -517,15 +517,22 @@ _MODEL_CACHE: dict[tuple[str, str], tuple] = {}
 _MODEL_CACHE_LOCK = threading.Lock()
 
 
-def _load_cached(checkpoint: str | None, saved_model: str | None):
+def _load_cached(checkpoint: str | None, saved_model: str | None, litert: str | None = None):
     """`(model, run TrackConfig)` of a checkpoint or an export, loaded once per process."""
     from memnet_tf.models import loading  # imported lazily: factories are built without TF work
 
-    key = ("saved_model", os.path.abspath(saved_model)) if saved_model else (
-        "checkpoint", os.path.abspath(checkpoint))
+    if litert:
+        key = ("litert", os.path.abspath(litert))
+    else:
+        key = ("saved_model", os.path.abspath(saved_model)) if saved_model else (
+            "checkpoint", os.path.abspath(checkpoint))
     with _MODEL_CACHE_LOCK:
         if key not in _MODEL_CACHE:
-            if saved_model:
+            if litert:
+                from memnet_tf.models import litert as litert_lib
+
+                _MODEL_CACHE[key] = litert_lib.load_litert(litert)
+            elif saved_model:
                 _MODEL_CACHE[key] = loading.load_saved_model(saved_model)
             else:
                 model, run_flag_values = loading.load_model(checkpoint)
@@ -541,25 +548,29 @@ class TrackerFactory:
 
     Args:
         checkpoint: run folder or checkpoint prefix (`models.loading.load_model`), or None.
-        saved_model: an export (`models.loading.load_saved_model`), or None; exactly one of
-            the two is given.
+        saved_model: an export (`models.loading.load_saved_model`), or None.
+        litert: a LiteRT export (`models.litert.load_litert`), or None; exactly one of the
+            three is given.
         track_config: tracking hyper-parameters; None = those of the run (its flags.txt, or
             the copy inside the export).
         name: tracker name.
     """
 
     def __init__(self, checkpoint: str | None = None, saved_model: str | None = None,
-                 track_config: config_lib.TrackConfig | None = None, name: str = "MemTrack"):
-        if bool(checkpoint) == bool(saved_model):
+                 track_config: config_lib.TrackConfig | None = None, name: str = "MemTrack",
+                 litert: str | None = None):
+        if sum(bool(source) for source in (checkpoint, saved_model, litert)) != 1:
             raise ValueError("give exactly one of checkpoint (a run folder or checkpoint "
-                             "prefix) and saved_model (an export folder)")
+                             "prefix), saved_model (an export folder) and litert (a LiteRT "
+                             "export folder)")
         self.checkpoint = checkpoint
         self.saved_model = saved_model
+        self.litert = litert
         self.track_config = track_config
         self.name = name
 
     def __call__(self) -> MemTracker:
-        model, run_track_config = _load_cached(self.checkpoint, self.saved_model)
+        model, run_track_config = _load_cached(self.checkpoint, self.saved_model, self.litert)
         return MemTracker(model, self.track_config or run_track_config, name=self.name)
 
     def provenance(self) -> dict:
@@ -570,6 +581,13 @@ class TrackerFactory:
         """
         from memnet_tf.models import loading
 
+        if self.litert:
+            from memnet_tf.models import litert as litert_lib
+
+            metadata = litert_lib.read_metadata(self.litert)
+            track_config = self.track_config or run_litert_track_config(self.litert)
+            return {"litert": os.path.abspath(self.litert), "created": metadata.get("created"),
+                    "track_config": dataclasses.asdict(track_config)}
         track_config = self.track_config or loading.run_track_config(self.checkpoint,
                                                                       self.saved_model)
         if self.saved_model:
@@ -582,13 +600,15 @@ class TrackerFactory:
         return {**source, "track_config": dataclasses.asdict(track_config)}
 
     def __repr__(self):
+        if self.litert:
+            return f"TrackerFactory(litert={self.litert!r})"
         if self.saved_model:
             return f"TrackerFactory(saved_model={self.saved_model!r})"
         return f"TrackerFactory(checkpoint={self.checkpoint!r})"
 
 
 def factory_from_flags(flag_values, name: str = "MemTrack") -> TrackerFactory:
-    """The factory of `--checkpoint` or `--saved_model` for `track` and `evaluate`.
+    """The factory of `--checkpoint`, `--saved_model` or `--litert` for `track` and `evaluate`.
 
     Tracking hyper-parameters are the run's own (its flags.txt, or the copy in the export),
     overridden only by tracking flags given explicitly on this command line.
@@ -601,9 +621,23 @@ def factory_from_flags(flag_values, name: str = "MemTrack") -> TrackerFactory:
 
     checkpoint = flag_values.checkpoint or None
     saved_model = flag_values.saved_model or None
-    track_config = config_lib.override_from_flags(
-        loading.run_track_config(checkpoint, saved_model), flag_values)
-    return TrackerFactory(checkpoint, saved_model, track_config, name)
+    litert = flag_values.litert or None
+    if litert:
+        if checkpoint or saved_model:
+            raise ValueError("give one of --checkpoint, --saved_model and --litert")
+        run_config = run_litert_track_config(litert)
+    else:
+        run_config = loading.run_track_config(checkpoint, saved_model)
+    track_config = config_lib.override_from_flags(run_config, flag_values)
+    return TrackerFactory(checkpoint, saved_model, track_config, name, litert=litert)
+
+
+def run_litert_track_config(litert: str) -> config_lib.TrackConfig:
+    """The tracking configuration stored with a LiteRT export."""
+    from memnet_tf.models import litert as litert_lib
+
+    return config_lib.config_from_dict(config_lib.TrackConfig,
+                                       litert_lib.read_metadata(litert).get("track_config", {}))
 
 
 __all__ = ["MemTracker", "TargetEstimate", "TrackerFactory", "estimate_target",
