@@ -379,8 +379,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if sum(bool(v) for v in (FLAGS.checkpoint, FLAGS.saved_model, FLAGS.litert)) != 1:
         # Checked here: absl's required-flag check cannot see an empty-string default.
-        print("error: give one of --checkpoint (a run folder or a checkpoint prefix), "
-              "--saved_model (an export folder) and --litert (a LiteRT export folder)",
+        print("error: give --checkpoint (a run folder or a checkpoint prefix), --saved_model "
+              "(an export folder) or --litert (a LiteRT export folder), exactly one",
               file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
