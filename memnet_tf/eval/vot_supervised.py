@@ -34,6 +34,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Iterable, Sequence as SequenceType
 
 import numpy as np
@@ -203,8 +204,8 @@ def accuracy_robustness(overlaps: dict[str, list[np.ndarray]],
     per_sequence = []
     for name, repetitions in overlaps.items():
         stacked = np.vstack([np.asarray(r, np.float64) for r in repetitions])
-        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-            sup.filter(RuntimeWarning)
+        with warnings.catch_warnings():  # an all-NaN frame (a code line) is NaN, as in pysot
+            warnings.simplefilter("ignore", RuntimeWarning)
             per_sequence.append(np.nanmean(stacked, axis=0))
     frames = int(sum(len(o) for o in per_sequence))
     everything = np.concatenate(per_sequence) if per_sequence else np.zeros(0)
@@ -337,8 +338,8 @@ def score_tracker(sequences: SequenceType[Sequence], results_dir: str, tracker: 
             eao_failures.append(failure_frames(trajectory))
             eao_lengths.append(len(regions))
         repetitions = len(trajectories)
-        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-            sup.filter(RuntimeWarning)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             accuracy = float(np.nanmean(np.concatenate(ar_overlaps[sequence.name])))
         per_sequence[sequence.name] = {"accuracy": accuracy,
                                        "failures": float(np.mean(ar_failures[sequence.name]))}
