@@ -97,7 +97,8 @@ def write_trackers_ini(path: str, checkpoint: str, name: str = "MemTrack",
             f"python = {python or sys.executable}\n"
             f"paths = {package_root}\n"
             f"env_MEMNET_CHECKPOINT = {os.path.abspath(checkpoint)}\n"
-            "env_TF_CPP_MIN_LOG_LEVEL = 2\n")
+            "env_TF_CPP_MIN_LOG_LEVEL = 2\n"
+            "timeout = 600\n")  # seconds for TensorFlow to start on a loaded machine
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 
