@@ -56,7 +56,7 @@ def _run_our_tracker(sequences, protocol, problems):
     Raises:
         _Failure: a bad checkpoint/export, or a results folder of another tracker.
     """
-    if not (FLAGS.checkpoint or FLAGS.saved_model):
+    if not (FLAGS.checkpoint or FLAGS.saved_model or FLAGS.litert):
         return None
     # Imported here only: scoring existing results must not pull in TensorFlow.
     from memnet_tf.models import loading
@@ -183,8 +183,8 @@ def main(argv):
                              f"{', '.join(datasets.EVAL_DATASETS)}")
     if not FLAGS.dataset_root and not FLAGS.annotations:
         raise app.UsageError("give --dataset_root=DIR or --annotations=FILE.json")
-    if FLAGS.checkpoint and FLAGS.saved_model:
-        raise app.UsageError("give either --checkpoint or --saved_model, not both")
+    if sum(bool(v) for v in (FLAGS.checkpoint, FLAGS.saved_model, FLAGS.litert)) > 1:
+        raise app.UsageError("give one of --checkpoint, --saved_model and --litert")
     protocol = _protocol(dataset, FLAGS.protocol)
     if protocol == "supervised" and dataset not in (*datasets.VOT_YEARS, "vot"):
         raise app.UsageError(f"--protocol=supervised is VOT's: give --dataset=vot2016, vot2018 "
