@@ -56,7 +56,7 @@ def _run_our_tracker(sequences, protocol, problems):
     Raises:
         _Failure: a bad checkpoint/export, or a results folder of another tracker.
     """
-    if not (FLAGS.checkpoint or FLAGS.saved_model):
+    if not (FLAGS.checkpoint or FLAGS.saved_model or FLAGS.litert):
         return None
     # Imported here only: scoring existing results must not pull in TensorFlow.
     from memnet_tf.models import loading
@@ -120,9 +120,9 @@ def _evaluate_ope(dataset, title, sequences, trackers, problems, report_dir) -> 
     for tracker_scores in scores["trackers"].values():
         problems.extend(tracker_scores["errors"])
     scored = any(t["overall"] is not None for t in scores["trackers"].values())
-    suffix = ""
-    if partial and FLAGS.allow_partial:
-        suffix = " - partial (" + ", ".join(sorted({t["label"][9:-1] for t in partial.values()})) + ")"
+    # Plot titles say it too: "OTB-100 - partial (4/100)" (one label per distinct count).
+    labels = sorted({t["label"] for t in partial.values()}) if FLAGS.allow_partial else []
+    suffix = f" - {', '.join(labels)}" if labels else ""
     report.write_json(scores, os.path.join(report_dir, "scores.json"))
     if scored:
         report.plot_success(scores, os.path.join(report_dir, "success_plot.png"),
@@ -183,8 +183,8 @@ def main(argv):
                              f"{', '.join(datasets.EVAL_DATASETS)}")
     if not FLAGS.dataset_root and not FLAGS.annotations:
         raise app.UsageError("give --dataset_root=DIR or --annotations=FILE.json")
-    if FLAGS.checkpoint and FLAGS.saved_model:
-        raise app.UsageError("give either --checkpoint or --saved_model, not both")
+    if sum(bool(v) for v in (FLAGS.checkpoint, FLAGS.saved_model, FLAGS.litert)) > 1:
+        raise app.UsageError("give one of --checkpoint, --saved_model and --litert")
     protocol = _protocol(dataset, FLAGS.protocol)
     if protocol == "supervised" and dataset not in (*datasets.VOT_YEARS, "vot"):
         raise app.UsageError(f"--protocol=supervised is VOT's: give --dataset=vot2016, vot2018 "

@@ -110,6 +110,14 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_enum("strategy", tr.strategy, config_lib.STRATEGIES,
                       "tf.distribute strategy: default (one device), mirrored (all local GPUs), "
                       "multi_worker (TF_CONFIG).", **fv)
+    flags.DEFINE_enum("precision", tr.precision, config_lib.PRECISIONS,
+                      "Backbone compute dtype in training: float32, mixed_bfloat16 (TPU/Ampere+ "
+                      "GPUs, AVX-512 CPUs) or mixed_float16 (GPUs, with dynamic loss scaling). "
+                      "Variables, the memory, the loss and BatchNorm statistics stay float32.",
+                      **fv)
+    flags.DEFINE_boolean("jit_compile", tr.jit_compile,
+                         "XLA-compile the train step (forward, backward, optimiser update).",
+                         **fv)
     flags.DEFINE_string("init_backbone", tr.init_backbone,
                         "Checkpoint (or run folder) whose backbone warm-starts training.", **fv)
     flags.DEFINE_boolean("freeze_backbone", tr.freeze_backbone,
@@ -136,6 +144,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         "A run folder (latest checkpoint) or a checkpoint path; the model is "
                         "rebuilt from the flags.txt beside it.", **fv)
     flags.DEFINE_string("saved_model", "", "An exported SavedModel folder.", **fv)
+    flags.DEFINE_string("litert", "", "A LiteRT export folder (export --format=litert); "
+                        "needs ai-edge-litert.", **fv)
     flags.DEFINE_string("video", "", "track: a video file to track in.", **fv)
     flags.DEFINE_string("images", "", "track: a folder of frames (sorted by name).", **fv)
     flags.DEFINE_string("sequence", "", "track: an OTB or VOT sequence folder (with ground "
@@ -172,7 +182,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_boolean("replace_first_box", False, "evaluate (OPE): score the ground truth "
                          "instead of each results file's first box (got10k's ExperimentOTB "
                          "rule; default: as written, as the OTB toolkit and pysot).", **fv)
-    flags.DEFINE_string("export_dir", "", "export: the SavedModel folder to write.", **fv)
+    flags.DEFINE_string("export_dir", "", "export: the folder to write.", **fv)
+    flags.DEFINE_enum("format", "saved_model", ["saved_model", "litert"], "export: a "
+                      "SavedModel, or LiteRT .tflite models with the batch fixed to "
+                      "--num_scales of the run.", **fv)
     flags.DEFINE_integer("final_eval_sequences", 0, "train: after training, track this many "
                          "held-out synthetic sequences and print their success AUC next to a "
                          "'box never moves' baseline (0 = off).", **fv)

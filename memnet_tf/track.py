@@ -377,10 +377,11 @@ def is_input_error(error: Exception) -> bool:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if bool(FLAGS.checkpoint) == bool(FLAGS.saved_model):
+    if sum(bool(v) for v in (FLAGS.checkpoint, FLAGS.saved_model, FLAGS.litert)) != 1:
         # Checked here: absl's required-flag check cannot see an empty-string default.
-        print("error: give --checkpoint (a run folder or a checkpoint prefix) or --saved_model "
-              "(an export folder), not both", file=sys.stderr)
+        print("error: give --checkpoint (a run folder or a checkpoint prefix), --saved_model "
+              "(an export folder) or --litert (a LiteRT export folder), exactly one",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         source = select_source(FLAGS.video, FLAGS.images, FLAGS.sequence)

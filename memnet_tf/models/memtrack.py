@@ -215,9 +215,14 @@ class MemTrack(keras.Model):
     Args:
       model_config: a `ModelConfig` or its dict.
       seed: seed of the controller dropout.
+      backbone_dtype: Keras dtype policy of the backbone (training precision, e.g.
+        "mixed_bfloat16"); its features are cast to float32, so attention, controller, memory,
+        correlation and response head always compute in float32. Not part of the config:
+        variables are float32 whatever the policy, checkpoints are the same.
     """
 
-    def __init__(self, model_config=None, seed: int | None = None, **kwargs):
+    def __init__(self, model_config=None, seed: int | None = None, backbone_dtype=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if model_config is None:
             model_config = config_lib.ModelConfig()
@@ -226,7 +231,7 @@ class MemTrack(keras.Model):
         self.model_config = model_config
         self.seed = seed
         cfg = model_config
-        self.backbone = build_backbone(cfg)
+        self.backbone = build_backbone(cfg, dtype=backbone_dtype)
         self.cell = None
         if cfg.use_memory:
             self.cell = MemTrackCell(
@@ -250,8 +255,8 @@ class MemTrack(keras.Model):
     # ---------------------------------------------------------------- shared pieces
 
     def encode(self, images, training=False):
-        """Backbone features of `[B, H, W, 3]` images in [0, 1]."""
-        return self.backbone(images, training=training)
+        """Backbone features of `[B, H, W, 3]` images in [0, 1], as float32."""
+        return tf.cast(self.backbone(images, training=training), tf.float32)
 
     def initial_state(self, initial_template) -> MemTrackState:
         """The recurrent state for a sequence from its first-frame template `[B, h, w, C]`."""
@@ -367,6 +372,8 @@ class MemTrack(keras.Model):
         Args:
           exemplar: `[1 or B, E, E, 3]` exemplar cut at the previous box (to be written); one crop
             is encoded once and shared by all B state copies (e.g. the scales).
+            None without memory (`use_memory=False`, the SiamFC mode), which never writes:
+            nothing is cropped or encoded for it.
           search: `[B, S, S, 3]` search crops.
           state: `MemTrackState` (or its dict) with batch B.
 
@@ -376,16 +383,23 @@ class MemTrack(keras.Model):
           diagnostics: dict of `[B, ...]` tensors (attention, read_weights, gates, ...).
         """
         cfg = self.model_config
-        exemplar = check_images(exemplar, "exemplar", cfg.exemplar_size)
         search = check_images(search, "search", cfg.search_size)
         state = check_state(state)
+        if exemplar is None:
+            if self.cell is not None:
+                raise ValueError("exemplar: None is only allowed without memory "
+                                 "(use_memory=False); a memory step writes the exemplar")
+            return self.step_features(None, self.encode(search), state)
+        exemplar = check_images(exemplar, "exemplar", cfg.exemplar_size)
         return self.step_features(self.encode(exemplar), self.encode(search), state)
 
     def step_features(self, write_template, search_features, state):
-        """`step` after the backbone: `[1 or B, h, w, C]`, `[B, H, W, C]`, state."""
-        batch = tf.shape(search_features)[0]
-        write_template = tf.broadcast_to(
-            write_template, tf.concat([[batch], tf.shape(write_template)[1:]], axis=0))
+        """`step` after the backbone: `[1 or B, h, w, C]` (or None without memory),
+        `[B, H, W, C]`, state."""
+        if write_template is not None:
+            batch = tf.shape(search_features)[0]
+            write_template = tf.broadcast_to(
+                write_template, tf.concat([[batch], tf.shape(write_template)[1:]], axis=0))
         template, new_state, diagnostics = self.recurrent_step(search_features, write_template,
                                                                state, training=False)
         response = self.response_head(xcorr(search_features, template), training=False)
@@ -406,6 +420,7 @@ def _merge_batch_time(x):
     return tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], axis=0))
 
 
-def build_model(model_config: config_lib.ModelConfig, seed: int | None = None) -> MemTrack:
-    """A built MemTrack for `model_config`."""
-    return MemTrack(model_config, seed=seed)
+def build_model(model_config: config_lib.ModelConfig, seed: int | None = None,
+                backbone_dtype=None) -> MemTrack:
+    """A built MemTrack for `model_config` (backbone_dtype: see `MemTrack`)."""
+    return MemTrack(model_config, seed=seed, backbone_dtype=backbone_dtype)
