@@ -8,7 +8,8 @@
 Prints a table and one `name: success_auc=0.xxx precision=0.xxx ...` line per tracker, and
 writes `scores.json`, `success_plot.png` and `precision_plot.png` to `--report_dir` (default
 `<results_dir>/report`). Problems with single sequences or results files are printed and
-skipped; the exit status is non-zero only when nothing could be scored.
+skipped. Exit status (`memnet_tf/cli.py`): 0 scored; 1 nothing could be scored; 2 bad command
+line or input (a missing dataset, checkpoint or export, a results folder of another tracker).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from memnet_tf import cli
 from memnet_tf.eval import datasets, ope, report
 
 FLAGS = flags.FLAGS
@@ -28,15 +30,15 @@ _TITLES = {"otb100": "OTB-100", "otb2013": "OTB-2013", "vot": "VOT (one pass)",
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     dataset = FLAGS.dataset
     if dataset not in datasets.EVAL_DATASETS:
-        raise app.UsageError(f"--dataset={dataset}: evaluate reads one of "
+        raise cli.UsageError(f"--dataset={dataset}: evaluate reads one of "
                              f"{', '.join(datasets.EVAL_DATASETS)}")
     if not FLAGS.dataset_root and not FLAGS.annotations:
-        raise app.UsageError("give --dataset_root=DIR or --annotations=FILE.json")
+        raise cli.UsageError("give --dataset_root=DIR or --annotations=FILE.json")
     if FLAGS.checkpoint and FLAGS.saved_model:
-        raise app.UsageError("give either --checkpoint or --saved_model, not both")
+        raise cli.UsageError("give either --checkpoint or --saved_model, not both")
 
     problems = []
     try:
@@ -44,11 +46,11 @@ def main(argv):
                                           annotations=FLAGS.annotations or None, errors=problems)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return cli.EXIT_USAGE
     if not sequences:
         print(f"error: no sequence could be loaded from "
               f"{FLAGS.annotations or FLAGS.dataset_root}", file=sys.stderr)
-        return 1
+        return cli.EXIT_USAGE
     print(f"{_TITLES[dataset]}: {len(sequences)} sequences")
 
     trackers = list(FLAGS.trackers)
@@ -58,31 +60,31 @@ def main(argv):
         from memnet_tf.tracking import tracker as tracker_lib
 
         try:
-            factory = tracker_lib.factory_from_flags(FLAGS)
+            factory = tracker_lib.factory_from_flags(FLAGS, FLAGS.tracker_name or None)
             # Loaded once here (and cached for in-process tracking): a bad checkpoint or export
             # is one clear line, not a traceback in every sequence or worker.
-            factory()
+            tracker_name = factory().name  # MemTrack or SiamFC-mode unless --tracker_name
         except Exception as error:  # noqa: BLE001 - bad files are reported, bugs are not
             if not loading.is_loading_error(error):
                 raise
             print(f"error: {error}", file=sys.stderr)
-            return 1
+            return cli.EXIT_USAGE
         try:
-            run = ope.run_ope(factory, sequences, FLAGS.results_dir, FLAGS.tracker_name,
+            run = ope.run_ope(factory, sequences, FLAGS.results_dir, tracker_name,
                               num_workers=FLAGS.num_workers, provenance=factory.provenance())
         except ValueError as error:  # the results folder belongs to another tracker
             print(f"error: {error}", file=sys.stderr)
-            return 1
+            return cli.EXIT_USAGE
         problems.extend(run["failed"].values())
-        if trackers and FLAGS.tracker_name not in trackers:
-            trackers.append(FLAGS.tracker_name)
+        if trackers and tracker_name not in trackers:
+            trackers.append(tracker_name)
 
     try:
         scores = report.score_results(sequences, FLAGS.results_dir, trackers or None,
                                       protocol=report.DATASET_PROTOCOLS[dataset])
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return cli.EXIT_USAGE
     if not scores["trackers"]:
         print(f"error: no tracker results found in {FLAGS.results_dir} (expected "
               "<results_dir>/<tracker>/<sequence>.txt)", file=sys.stderr)
@@ -107,11 +109,8 @@ def main(argv):
         print(report.summary_line(name, tracker_scores))
     print(f"report: {report_dir}")
     scored = any(t["overall"] is not None for t in scores["trackers"].values())
-    return 0 if scored else 1
+    return cli.EXIT_OK if scored else cli.EXIT_FAILURE
 
 
 if __name__ == "__main__":
-    from memnet_tf import flags as memnet_flags
-
-    memnet_flags.define_flags()
-    app.run(main)
+    cli.run(main, "evaluate")

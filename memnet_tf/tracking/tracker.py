@@ -44,7 +44,7 @@ from memnet_tf.config import TOTAL_STRIDE
 from memnet_tf.geometry import boxes as boxes_lib
 from memnet_tf.geometry import crops
 from memnet_tf.layers import states
-from memnet_tf.tracking import postprocess
+from memnet_tf.tracking import confidence, postprocess
 
 
 class TargetEstimate(NamedTuple):
@@ -193,12 +193,16 @@ class MemTracker:
             that `models.loading.load_saved_model(export_dir)` returns first (same interface:
             `model_config`, `initialize`, `step`).
         track_config: tracking hyper-parameters; `TrackConfig()` (the paper's) when None.
-        name: the name got10k experiments store results under.
+        name: the name got10k experiments store results under; None = what the model is
+            (`default_tracker_name`: "MemTrack", or "SiamFC-mode" without memory).
 
     Attributes:
         name: as given.
         is_deterministic: True (got10k runs deterministic trackers once).
         state: the `MemTrackState` kept after the last frame, batch `num_scales`.
+        last_score: after `update`, a `confidence.FrameScore` of that frame (`peak`: the
+            winning scale's highest response value; `psr`: its peak-to-sidelobe ratio, which
+            falls when the target is lost); None after `init`.
         debug: after `update`, a dict with `best_scale`, `peak` (px, py), `responses`
             `[num_scales, R, R]`, `upsampled` `[U, U]` (winning scale), and, with memory,
             `read_weights` `[num_scales, N]` (before the state selection), and `diagnostics`:
@@ -207,10 +211,11 @@ class MemTracker:
     """
 
     def __init__(self, model, track_config: config_lib.TrackConfig | None = None,
-                 name: str = "MemTrack"):
+                 name: str | None = None):
         self.model = model
         self.track_config = track_config or config_lib.TrackConfig()
-        self.name = name
+        self.name = name or default_tracker_name(model.model_config)
+        self.last_score = None
         self.is_deterministic = True
         model_cfg = model.model_config
         cfg = self.track_config
@@ -326,6 +331,7 @@ class MemTracker:
                                          np.array([self._exemplar_side], np.float32))
         self._previous = current
         self.debug = {}
+        self.last_score = None
 
     def update(self, image) -> np.ndarray:
         """Tracks the target into the next frame.
@@ -362,8 +368,11 @@ class MemTracker:
         self._center, self._size = estimate.center_xy, estimate.size_wh
         self._update_sides()
         self._previous = current
+        responses = responses.numpy()
+        self.last_score = confidence.frame_score(responses[estimate.best_scale])
         self.debug = {"best_scale": estimate.best_scale, "peak": estimate.peak_xy,
-                      "responses": responses.numpy(), "upsampled": estimate.upsampled}
+                      "responses": responses, "upsampled": estimate.upsampled,
+                      "score": self.last_score}
         if "read_weights" in diagnostics:
             self.debug["read_weights"] = diagnostics["read_weights"].numpy()
         # The memory's behaviour at the winning scale (gates, residual gate, attention, ...).
@@ -415,9 +424,16 @@ class MemTracker:
                                                     self._search_size))
 
 
+def default_tracker_name(model_config: config_lib.ModelConfig) -> str:
+    """What a tracker of this model is: "MemTrack", or "SiamFC-mode" (first-frame template only)."""
+    return "MemTrack" if model_config.use_memory else "SiamFC-mode"
+
+
 # One model per process, shared by every tracker the factory makes (OPE workers reuse it).
 _MODEL_CACHE: dict[tuple[str, str], tuple] = {}
 _MODEL_CACHE_LOCK = threading.Lock()
+# One tracker (and so one traced graph) per model, track config and name, per process.
+_TRACKER_CACHE: dict[tuple, "MemTracker"] = {}
 
 
 def _load_cached(checkpoint: str | None, saved_model: str | None):
@@ -440,7 +456,10 @@ class TrackerFactory:
     """A picklable zero-argument callable that returns a fresh `MemTracker`.
 
     It holds only paths and the track config; the model is loaded lazily, once per process,
-    in the process that calls it (OPE workers started with 'spawn').
+    in the process that calls it (OPE workers started with 'spawn'). Calls in one process
+    return the same `MemTracker` (each `init` starts a sequence afresh), so its graph is traced
+    once per process, not once per sequence; to follow two targets at the same time, build a
+    second `MemTracker(model, track_config)` directly.
 
     Args:
         checkpoint: run folder or checkpoint prefix (`models.loading.load_model`), or None.
@@ -448,11 +467,11 @@ class TrackerFactory:
             the two is given.
         track_config: tracking hyper-parameters; None = those of the run (its flags.txt, or
             the copy inside the export).
-        name: tracker name.
+        name: tracker name; None = what the model is (`default_tracker_name`).
     """
 
     def __init__(self, checkpoint: str | None = None, saved_model: str | None = None,
-                 track_config: config_lib.TrackConfig | None = None, name: str = "MemTrack"):
+                 track_config: config_lib.TrackConfig | None = None, name: str | None = None):
         if bool(checkpoint) == bool(saved_model):
             raise ValueError("give exactly one of checkpoint (a run folder or checkpoint "
                              "prefix) and saved_model (an export folder)")
@@ -463,7 +482,12 @@ class TrackerFactory:
 
     def __call__(self) -> MemTracker:
         model, run_track_config = _load_cached(self.checkpoint, self.saved_model)
-        return MemTracker(model, self.track_config or run_track_config, name=self.name)
+        track_config = self.track_config or run_track_config
+        key = (id(model), track_config, self.name)
+        with _MODEL_CACHE_LOCK:
+            if key not in _TRACKER_CACHE:
+                _TRACKER_CACHE[key] = MemTracker(model, track_config, name=self.name)
+            return _TRACKER_CACHE[key]
 
     def provenance(self) -> dict:
         """What trackers of this factory are, for `ope.run_ope(..., provenance=...)`.
@@ -490,7 +514,7 @@ class TrackerFactory:
         return f"TrackerFactory(checkpoint={self.checkpoint!r})"
 
 
-def factory_from_flags(flag_values, name: str = "MemTrack") -> TrackerFactory:
+def factory_from_flags(flag_values, name: str | None = None) -> TrackerFactory:
     """The factory of `--checkpoint` or `--saved_model` for `track` and `evaluate`.
 
     Tracking hyper-parameters are the run's own (its flags.txt, or the copy in the export),
@@ -509,6 +533,7 @@ def factory_from_flags(flag_values, name: str = "MemTrack") -> TrackerFactory:
     return TrackerFactory(checkpoint, saved_model, track_config, name)
 
 
-__all__ = ["MemTracker", "TargetEstimate", "TrackerFactory", "estimate_target",
+__all__ = ["MemTracker", "TargetEstimate", "TrackerFactory", "default_tracker_name",
+           "estimate_target",
            "factory_from_flags", "to_float_frame",
            "upsample_responses_tf"]
