@@ -8,8 +8,8 @@
   `PredictCost` warnings, oneDNN notices) is off (`TF_CPP_MIN_LOG_LEVEL=3`) and absl/Python
   logging shows warnings only. `--verbosity=N` (absl: -2 error, -1 warning, 0 info) sets both;
   an explicit `TF_CPP_MIN_LOG_LEVEL` in the environment is kept when `--verbosity` is not given.
-- `--flagfile=` lines inside a flagfile are resolved relative to the including file (and, when
-  no such file exists there, relative to the working directory, as absl does), so
+- `--flagfile=` lines inside a flagfile are resolved relative to the including file (beside
+  it, then the folders above it, then the working directory as absl does), so
   `--flagfile=/path/to/memnet_tf/experiments/quickstart.flags` works from any folder.
 - One exit-status convention (`EXIT_*`): 0 done; 1 failed while running (a diverged training,
   nothing could be scored, a write failed); 2 bad command line or input (unknown or invalid
@@ -123,13 +123,29 @@ def _flagfile_argument(argument: str) -> str | None:
     return None
 
 
+def _resolve_nested(path: str, including: str) -> str:
+    """A relative `--flagfile=` of `including`: beside it, else in the first folder above it
+    that has it (`experiments/paper.flags` inside `<repo>/experiments/x.flags` is the repository's),
+    else as given (the working directory)."""
+    folder = os.path.dirname(os.path.abspath(including))
+    while True:
+        candidate = os.path.join(folder, path)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return path
+        folder = parent
+
+
 def expand_flagfiles(arguments: list[str], including: str | None = None,
                      stack: tuple[str, ...] = ()) -> list[str]:
     """Replaces every `--flagfile=PATH` by the flags it holds, recursively.
 
-    Top-level paths are relative to the working directory; a `--flagfile=` line inside a file
-    is relative to that file's folder, or to the working directory when no file exists there
-    (flagfiles written for the repository root keep working).
+    Top-level paths are relative to the working directory; a relative `--flagfile=` line inside
+    a file is looked for beside that file, then in the folders above it (so the repository's
+    `--flagfile=experiments/paper.flags` lines work from any working directory), then in the
+    working directory, as absl does.
 
     Raises:
         UsageError: a missing flagfile (named with the file that includes it) or a cycle.
@@ -142,8 +158,7 @@ def expand_flagfiles(arguments: list[str], including: str | None = None,
             continue
         path = os.path.expanduser(path)
         if including is not None and not os.path.isabs(path):
-            beside = os.path.join(os.path.dirname(including), path)
-            path = beside if os.path.isfile(beside) else path
+            path = _resolve_nested(path, including)
         if not os.path.isfile(path):
             where = f" (included by {including})" if including else ""
             raise UsageError(f"--flagfile={path}: file not found{where}")
@@ -158,8 +173,51 @@ def expand_flagfiles(arguments: list[str], including: str | None = None,
     return expanded
 
 
-def configure_logging(verbosity_given: bool, verbosity: int) -> None:
-    """Quiet TensorFlow and absl unless `--verbosity` was given (see the module docstring)."""
+# Lines TensorFlow's import writes to the stderr file descriptor whatever TF_CPP_MIN_LOG_LEVEL
+# says (C++ absl logging before it is initialised): dropped when quiet.
+IMPORT_NOISE = ("All log messages before absl::InitializeLog()", "cudart_stub.cc",
+                "cuda_platform.cc", "Unable to register cu", "oneDNN custom operations",
+                "computation placer already registered", "This TensorFlow binary is optimized",
+                "rebuild TensorFlow with the appropriate compiler flags")
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its import-time C++ log lines (`IMPORT_NOISE`) dropped.
+
+    The stderr file descriptor is captured during the import and every other line is written
+    back, so a real import problem still shows.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+            kept = [line for line in text.splitlines()
+                    if line.strip() and not any(noise in line for noise in IMPORT_NOISE)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+                sys.stderr.flush()
+
+
+def configure_logging(verbosity_given: bool, verbosity: int,
+                      uses_tensorflow: bool = False) -> None:
+    """Quiet TensorFlow and absl unless `--verbosity` was given (see the module docstring).
+
+    Args:
+        verbosity_given: `--verbosity` was on the command line.
+        verbosity: its value (absl: -2 error, -1 warning, 0 info, 1+ debug).
+        uses_tensorflow: the command will import TensorFlow: import it now, quietly.
+    """
     import logging as python_logging
 
     from absl import logging
@@ -171,10 +229,15 @@ def configure_logging(verbosity_given: bool, verbosity: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.set_verbosity(logging.WARNING)
     python_logging.getLogger("tensorflow").setLevel(python_logging.ERROR)
+    if uses_tensorflow:
+        import_tensorflow_quietly()
 
 
-def _parse(arguments: list[str]) -> list[str]:
-    """absl's flag parsing, with flag errors as one line and `EXIT_USAGE`."""
+def parse_flags(arguments: list[str], uses_tensorflow=lambda flag_values: True) -> list[str]:
+    """absl's flag parsing after `expand_flagfiles`; flag errors are one line and `EXIT_USAGE`.
+
+    Then `configure_logging`, importing TensorFlow quietly when `uses_tensorflow(FLAGS)`.
+    """
     try:
         argv = [arguments[0], *expand_flagfiles(arguments[1:])]
         remaining = flags.FLAGS(argv)
@@ -182,15 +245,18 @@ def _parse(arguments: list[str]) -> list[str]:
         message = str(error).replace("\n", " ")
         print(f"error: {message} (--help lists the flags)", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    configure_logging(flags.FLAGS["verbosity"].present, flags.FLAGS.verbosity)
+    configure_logging(flags.FLAGS["verbosity"].present, flags.FLAGS.verbosity,
+                      uses_tensorflow(flags.FLAGS))
     return remaining
 
 
-def run(main, command: str, doc: str | None = None, argv: list[str] | None = None) -> None:
+def run(main, command: str, doc: str | None = None, argv: list[str] | None = None,
+        uses_tensorflow=lambda flag_values: True) -> None:
     """Defines the flags and runs `main` as the absl app `command` (see the module docstring).
 
     `main(argv)` returns an `EXIT_*` status (None = 0) and may raise `UsageError`, which is
-    printed as one `error: ...` line with `EXIT_USAGE`.
+    printed as one `error: ...` line with `EXIT_USAGE`. `uses_tensorflow(FLAGS)` says whether
+    this run will import TensorFlow (it is then imported quietly before `main`).
     """
     from memnet_tf import flags as memnet_flags
 
@@ -210,4 +276,5 @@ def run(main, command: str, doc: str | None = None, argv: list[str] | None = Non
             print(f"error: {error} (--help lists the flags)", file=sys.stderr)
             return EXIT_USAGE
 
-    app.run(checked_main, argv=argv, flags_parser=_parse)
+    app.run(checked_main, argv=argv,
+            flags_parser=lambda arguments: parse_flags(arguments, uses_tensorflow))

@@ -113,4 +113,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, "evaluate")
+    # Scoring existing results does not need TensorFlow; tracking with a model does.
+    cli.run(main, "evaluate",
+            uses_tensorflow=lambda flag_values: bool(flag_values.checkpoint
+                                                     or flag_values.saved_model))

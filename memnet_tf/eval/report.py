@@ -104,7 +104,8 @@ def read_results(path: str, num_frames: int) -> np.ndarray:
     """Reads one results file and checks it has one box per frame.
 
     Args:
-        path: Text file, one `x,y,w,h` per line (commas, tabs or spaces; `nan` allowed).
+        path: Text file, one `x,y,w,h` per line (commas, tabs or spaces; `nan` allowed); extra
+            columns (`track --output_boxes`' peak and psr) are ignored, `#` lines skipped.
         num_frames: The sequence's number of frames.
 
     Returns:
@@ -114,9 +115,10 @@ def read_results(path: str, num_frames: int) -> np.ndarray:
         ResultsError: bad line (names `path:line`) or wrong line count (names both counts).
     """
     try:
-        boxes, _ = read_box_file(path)
+        boxes, _ = read_box_file(path, widths=(4, 5, 6))
     except DatasetError as error:
         raise ResultsError(str(error)) from None
+    boxes = boxes[:, :4]
     if len(boxes) != num_frames:
         raise ResultsError(f"{path}: {len(boxes)} lines of boxes but the sequence has "
                            f"{num_frames} frames (one line per frame expected)")
