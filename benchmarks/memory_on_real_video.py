@@ -1,22 +1,27 @@
-"""What the memory adds on real video: MemTrack vs SiamFC mode on the same pretrained backbone.
+"""What the memory adds on real video: trained variants tracked on the same unseen sequences.
 
-    python benchmarks/memory_on_real_video.py [--memtrack_checkpoint=runs/memtrack_fdsiamfc30]
+    python benchmarks/memory_on_real_video.py --experiment_dir=runs/real_video
+    python benchmarks/memory_on_real_video.py --runs=memtrack_seed0:DIR,no_memory_seed0:DIR
         [--siamfc_checkpoint=runs/fdsiamfc30] [--sequences=Crossing,vot_bag] [--max_frames=N]
+        [--sequence_set=test|aerial_val] [--results_dir=DIR]
 
-Both run folders must share the backbone (experiments/memtrack_fdsiamfc30.flags warm-starts
-from, and freezes, the one imported by experiments/siamfc_fdsiamfc30.flags), the response head
-and the tracking hyper-parameters, so the only difference is the template: T_0 alone, or
-T_0 + r (.) T_retr from the memory. Every sequence of `<shared>/data/otb_mini` and
-`<shared>/data/vot_bag` is tracked one-pass by both and scored with the OTB protocol.
+Runs are named `<variant>_seed<k>` (what tools/real_video_experiment.py writes); with
+`--experiment_dir` every such sub-folder holding a checkpoint is taken. Each run, SiamFC mode
+(FDSiamFC-30 as published, imported afresh unless `--siamfc_checkpoint`) and the static box are
+tracked one-pass over every sequence of `<shared>/data/otb_mini` (6 targets) and
+`<shared>/data/vot_bag` (`--sequence_set=test`, the default), or over the aerial validation
+sequences (`aerial_val`; training-side data, used to choose between recipes), and scored with the
+OTB protocol.
 
-Besides success AUC and precision, the MemTrack rows summarise the memory's behaviour at the
-winning scale, averaged over the frames of the sequence:
+Printed: per run and sequence, success AUC and precision at 20 px and, for memory runs, the
+memory's behaviour at the winning scale averaged over frames:
 - gates: mean control gates (skip, overwrite the slot read, write to a new slot);
 - r: mean channel-wise residual gate;
-- |rT|/|T0|: the norm of the residual r (.) T_retr relative to the first-frame template T_0 —
-  how far the final template moves from the anchor;
+- |rT|/|T0|: norm of the residual r (.) T_retr relative to the first-frame template T_0;
 - max w_r: mean of the largest read weight (1 = reads one slot, 1/N = reads all equally).
-The last line is the headline: the mean AUC difference, MemTrack - SiamFC mode.
+Then per variant the mean over sequences, and over seeds its mean and spread (sample standard
+deviation; for one seed none). The last line is the headline: MemTrack minus its no-memory twin,
+paired by seed, mean and spread over the seeds both have.
 """
 
 from __future__ import annotations
@@ -24,13 +29,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import sys
 import tempfile
 
 from _machine import cpu_model
-from siamfc_otb_mini import _num_cpus, _shared_dir, load_sequences, steady_fps
+from siamfc_otb_mini import _num_cpus, _shared_dir, import_fdsiamfc30, load_sequences, steady_fps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_NAME = re.compile(r"^(?P<variant>[A-Za-z0-9_]+?)_seed(?P<seed>\d+)$")
+FULL, TWIN = "memtrack", "no_memory"
+AERIAL_VAL = ("boat1", "person11", "wakeboard10")
+SIAMFC, STATIC = "siamfc_mode", "static_box"
 
 
 class RecordingTracker:
@@ -51,12 +61,12 @@ class RecordingTracker:
         diagnostics = self.tracker.debug.get("diagnostics") or {}
         if "read_weights" in diagnostics:
             state = self.tracker.state  # the winner's state, tiled over the scales
-            read = diagnostics["read_weights"]
-            gate = diagnostics["residual_gate"]
-            retrieved = np.einsum("n,nhwc->hwc", read, state.memory[0].numpy())
-            anchor = state.initial_template[0].numpy()
+            read = np.asarray(diagnostics["read_weights"])
+            gate = np.asarray(diagnostics["residual_gate"])
+            retrieved = np.einsum("n,nhwc->hwc", read, np.asarray(state.memory[0]))
+            anchor = np.asarray(state.initial_template[0])
             self.records.append({
-                "gates": diagnostics["control_gates"],
+                "gates": np.asarray(diagnostics["control_gates"]),
                 "r": float(gate.mean()),
                 "residual_ratio": float(np.linalg.norm(gate * retrieved)
                                         / max(np.linalg.norm(anchor), 1e-12)),
@@ -65,7 +75,7 @@ class RecordingTracker:
         return box
 
 
-def summarise(records):
+def summarise(records) -> dict:
     import numpy as np  # pylint: disable=import-outside-toplevel
 
     if not records:
@@ -79,77 +89,201 @@ def summarise(records):
     }
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--memtrack_checkpoint", default="runs/memtrack_fdsiamfc30")
-    parser.add_argument("--siamfc_checkpoint", default="runs/fdsiamfc30")
-    parser.add_argument("--sequences", default="", help="comma-separated names (default: all)")
-    parser.add_argument("--max_frames", type=int, default=0,
-                        help="track only the first N frames of every sequence (0 = all)")
-    args = parser.parse_args(argv)
+def discover_runs(experiment_dir: str) -> dict[str, str]:
+    """`<variant>_seed<k>` sub-folders of `experiment_dir` that hold a checkpoint."""
+    if not os.path.isdir(experiment_dir):
+        raise FileNotFoundError(f"--experiment_dir={experiment_dir!r}: folder not found")
+    runs = {}
+    for name in sorted(os.listdir(experiment_dir)):
+        path = os.path.join(experiment_dir, name)
+        if RUN_NAME.match(name) and os.path.isfile(os.path.join(path, "checkpoint")):
+            runs[name] = path
+    if not runs:
+        raise FileNotFoundError(f"--experiment_dir={experiment_dir!r}: no <variant>_seed<k> run "
+                                "folder with a checkpoint")
+    return runs
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, REPO)
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    from memnet_tf.eval import ope, report  # pylint: disable=import-outside-toplevel
-    from memnet_tf.tracking.tracker import TrackerFactory  # pylint: disable=import-outside-toplevel
-
-    for path in (args.memtrack_checkpoint, args.siamfc_checkpoint):
+def parse_runs(text: str) -> dict[str, str]:
+    """`name:DIR,name:DIR` -> {name: DIR}; names must look like `<variant>_seed<k>`."""
+    runs = {}
+    for item in filter(None, text.split(",")):
+        name, sep, path = item.partition(":")
+        if not sep or not RUN_NAME.match(name):
+            raise ValueError(f"--runs: {item!r} is not <variant>_seed<k>:DIR")
         if not os.path.isdir(path):
-            parser.error(f"{path}: run folder not found (see this script's docstring)")
-    names = [n for n in args.sequences.split(",") if n] or None
-    try:
-        pairs = load_sequences(_shared_dir(), names, args.max_frames or None)
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
-    siamfc = TrackerFactory(checkpoint=args.siamfc_checkpoint, name="SiamFC")
-    memtrack = TrackerFactory(checkpoint=args.memtrack_checkpoint, name="MemTrack")
+            raise FileNotFoundError(f"--runs: {path!r}: run folder not found")
+        runs[name] = path
+    return runs
+
+
+def aerial_val_sequences(shared: str, names=AERIAL_VAL):
+    """The aerial validation sequences (OTB layout) as `(dataset, Sequence)` pairs."""
+    from memnet_tf.eval.datasets import read_otb  # pylint: disable=import-outside-toplevel
+
+    root = os.path.join(shared, "data", "aerial_half")
+    wanted = {n.lower() for n in names}
+    sequences = [s for s in read_otb(root) if s.name.split(".")[0].lower() in wanted]
+    if len(sequences) != len(wanted):
+        raise FileNotFoundError(f"{root}: expected the sequences {sorted(wanted)}")
+    return [("aerial_val", s) for s in sorted(sequences, key=lambda s: s.name)]
+
+
+def track_all(trackers: dict, pairs, results_dir: str, log=None) -> list[dict]:
+    """Tracks every (name -> factory) over every sequence; one row per (tracker, sequence)."""
+    from memnet_tf.eval import ope, report  # pylint: disable=import-outside-toplevel
+
     rows = []
-    with tempfile.TemporaryDirectory(prefix="memory_on_real_video-") as results_dir:
+    for name, factory in trackers.items():
         for dataset, sequence in pairs:
             recorders = []
 
-            def recording_factory():
-                recorders.append(RecordingTracker(memtrack()))
-                return recorders[-1]
+            def recording_factory(factory=factory, recorders=recorders):
+                tracker = factory()
+                if hasattr(tracker, "debug"):
+                    tracker = RecordingTracker(tracker)
+                    recorders.append(tracker)
+                return tracker
 
-            scores = {}
-            for factory, name in ((siamfc, "SiamFC"), (recording_factory, "MemTrack")):
-                outcome = ope.run_ope(factory, [sequence], results_dir, name, progress=False)
-                if outcome["failed"]:
-                    raise RuntimeError(f"{name} failed: {outcome['failed']}")
-                scores[name] = report.score_tracker([sequence], results_dir, name)["overall"]
-            fps = steady_fps(report.read_times(results_dir, "MemTrack", sequence.name))
-            rows.append({"sequence": sequence.name, "frames": sequence.num_frames,
-                         "SiamFC AUC": scores["SiamFC"]["success_auc"],
-                         "MemTrack AUC": scores["MemTrack"]["success_auc"],
-                         "SiamFC prec": scores["SiamFC"]["precision"],
-                         "MemTrack prec": scores["MemTrack"]["precision"],
-                         "fps": fps, **summarise(recorders[-1].records)})
-            print(f"{sequence.name}: SiamFC {scores['SiamFC']['success_auc']:.3f}, MemTrack "
-                  f"{scores['MemTrack']['success_auc']:.3f}", file=sys.stderr, flush=True)
+            outcome = ope.run_ope(recording_factory, [sequence], results_dir, name,
+                                  progress=False)
+            if outcome["failed"]:
+                raise RuntimeError(f"{name} failed on {sequence.name}: {outcome['failed']}")
+            score = report.score_tracker([sequence], results_dir, name)["overall"]
+            times = report.read_times(results_dir, name, sequence.name)
+            rows.append({"run": name, "dataset": dataset, "sequence": sequence.name,
+                         "frames": sequence.num_frames, "AUC": score["success_auc"],
+                         "prec": score["precision"],
+                         "fps": steady_fps(times) if len(times) > 1 else float("nan"),
+                         **summarise(recorders[-1].records if recorders else [])})
+            if log:
+                log(f"{name} {sequence.name}: AUC {score['success_auc']:.3f} "
+                    f"prec {score['precision']:.3f}")
+    return rows
 
-    print("# MemTrack vs SiamFC mode on the same FDSiamFC-30 backbone, otb_mini + vot_bag")
-    print(f"# date {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; "
-          f"nproc {_num_cpus()}; CPU {cpu_model()}; TensorFlow {tf.__version__}; "
-          f"memtrack {args.memtrack_checkpoint}; siamfc {args.siamfc_checkpoint}"
-          + (f"; first {args.max_frames} frames" if args.max_frames else ""))
-    columns = ["sequence", "frames", "SiamFC AUC", "MemTrack AUC", "SiamFC prec",
-               "MemTrack prec", "fps", "gates", "r", "|rT|/|T0|", "max w_r"]
+
+def variant_of(run: str) -> tuple[str, int | None]:
+    match = RUN_NAME.match(run)
+    return (match["variant"], int(match["seed"])) if match else (run, None)
+
+
+def summarise_variants(rows: list[dict]) -> dict:
+    """{variant: {seed: (mean AUC, mean precision)}} over the sequences of each run."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    per_run: dict[str, list] = {}
+    for row in rows:
+        per_run.setdefault(row["run"], []).append(row)
+    variants: dict[str, dict] = {}
+    for run, run_rows in per_run.items():
+        variant, seed = variant_of(run)
+        variants.setdefault(variant, {})[seed] = (
+            float(np.mean([r["AUC"] for r in run_rows])),
+            float(np.mean([r["prec"] for r in run_rows])))
+    return variants
+
+
+def spread(values) -> float:
+    """Sample standard deviation (0 for fewer than two values)."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def headline(variants: dict) -> str:
+    """MemTrack - no-memory twin, paired by seed."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    full, twin = variants.get(FULL, {}), variants.get(TWIN, {})
+    seeds = sorted(set(full) & set(twin))
+    if not seeds:
+        return (f"headline: no seed has both '{FULL}' and '{TWIN}' runs: nothing to compare")
+    deltas = [full[s][0] - twin[s][0] for s in seeds]
+    return (f"headline: MemTrack - no-memory twin = {np.mean(deltas):+.3f} mean AUC "
+            f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''}, spread +-{spread(deltas):.3f})")
+
+
+def format_report(rows: list[dict], title: str, machine: str) -> str:
+    """The per-sequence table, the per-variant summary and the headline."""
+    from memnet_tf.eval.report import text_table  # pylint: disable=import-outside-toplevel
 
     def cell(value):
         return f"{value:.3f}" if isinstance(value, float) else str(value)
 
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "|".join("---" for _ in columns) + "|")
-    for row in rows:
-        print("| " + " | ".join(cell(row[c]) for c in columns) + " |")
-    delta = np.mean([r["MemTrack AUC"] - r["SiamFC AUC"] for r in rows])
-    print(f"mean AUC: SiamFC {np.mean([r['SiamFC AUC'] for r in rows]):.3f}, MemTrack "
-          f"{np.mean([r['MemTrack AUC'] for r in rows]):.3f}")
-    print(f"headline: mean AUC difference MemTrack - SiamFC = {delta:+.3f}")
+    columns = ["run", "sequence", "frames", "AUC", "prec", "fps", "gates", "r", "|rT|/|T0|",
+               "max w_r"]
+    lines = [f"# {title}", f"# {machine}",
+             text_table(columns, [[cell(r[c]) for c in columns] for r in rows])]
+    variants = summarise_variants(rows)
+    summary = []
+    for variant, seeds in variants.items():
+        aucs = [a for a, _ in seeds.values()]
+        precs = [p for _, p in seeds.values()]
+        summary.append([variant, str(len(seeds)),
+                        f"{sum(aucs) / len(aucs):.3f}", f"+-{spread(aucs):.3f}",
+                        f"{sum(precs) / len(precs):.3f}", f"+-{spread(precs):.3f}",
+                        " ".join(f"{a:.3f}" for a in aucs)])
+    lines.append(text_table(["variant", "seeds", "mean AUC", "spread", "mean prec", "spread",
+                             "AUC per seed"], summary))
+    lines.append(headline(variants))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--experiment_dir", default="",
+                        help="folder of <variant>_seed<k> run folders (tools/real_video_experiment.py)")
+    parser.add_argument("--runs", default="", help="name:DIR,... instead of --experiment_dir")
+    parser.add_argument("--siamfc_checkpoint", default="",
+                        help="SiamFC-mode run folder (default: import FDSiamFC-30 afresh)")
+    parser.add_argument("--sequence_set", choices=("test", "aerial_val"), default="test",
+                        help="test: otb_mini + vot_bag (unseen); aerial_val: the validation "
+                             "sequences of the training data")
+    parser.add_argument("--sequences", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--max_frames", type=int, default=0,
+                        help="track only the first N frames of every sequence (0 = all)")
+    parser.add_argument("--results_dir", default="", help="keep the results files here")
+    parser.add_argument("--no_baselines", action="store_true",
+                        help="skip SiamFC mode and the static box")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, REPO)
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from memnet_tf.eval.baselines import StaticBoxTracker  # pylint: disable=import-outside-toplevel
+    from memnet_tf.tracking.tracker import TrackerFactory  # pylint: disable=import-outside-toplevel
+
+    shared = _shared_dir()
+    try:
+        runs = parse_runs(args.runs) if args.runs else discover_runs(args.experiment_dir)
+        names = [n for n in args.sequences.split(",") if n] or None
+        if args.sequence_set == "test":
+            pairs = load_sequences(shared, names, args.max_frames or None)
+        else:
+            pairs = aerial_val_sequences(shared)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    with tempfile.TemporaryDirectory(prefix="memory_on_real_video-") as scratch:
+        trackers = {name: TrackerFactory(checkpoint=path, name=name)
+                    for name, path in runs.items()}
+        if not args.no_baselines:
+            siamfc = args.siamfc_checkpoint or import_fdsiamfc30(
+                os.path.join(shared, "weights", "fdsiamfc30", "FDSiamfc_30.npz"),
+                os.path.join(scratch, "fdsiamfc30"))
+            trackers[SIAMFC] = TrackerFactory(checkpoint=siamfc, name=SIAMFC)
+            trackers[STATIC] = StaticBoxTracker
+        rows = track_all(trackers, pairs, args.results_dir or os.path.join(scratch, "results"),
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    sequences = "otb_mini (6 of OTB-100's targets) + vot_bag" if args.sequence_set == "test" \
+        else "aerial validation sequences (" + ", ".join(AERIAL_VAL) + ")"
+    machine = (f"date {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; "
+               f"nproc {_num_cpus()}; CPU {cpu_model()}; load average {load} (shared machine); "
+               f"TensorFlow {tf.__version__}"
+               + (f"; first {args.max_frames} frames" if args.max_frames else ""))
+    print(format_report(rows, f"Trained variants on {sequences}, one-pass, OTB protocol",
+                        machine))
     return 0
 
 

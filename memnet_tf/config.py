@@ -59,6 +59,8 @@ class ModelConfig:
     response_scale: float = 1e-3
     use_memory: bool = True
     use_attention: bool = True
+    # T_final = T_0 + r (.) T_retr; off = T_retr alone (an ablation of the residual path).
+    use_residual: bool = True
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
@@ -133,6 +135,9 @@ class DataConfig:
     synthetic_frame_size: int = 320
     synthetic_sequence_length: int = 60
     seed: int = 1234
+    # Frozen backbone only: train on its features of the patches, computed once (feature_cache.py).
+    feature_cache: str = ""
+    feature_cache_augmentations: int = 4
 
     def __post_init__(self):
         if self.dataset not in TRAIN_DATASETS:
@@ -141,6 +146,12 @@ class DataConfig:
             raise ValueError("dataset='tfrecord' needs --data_dir (a folder of TFRecord shards)")
         if self.batch_size < 1 or self.time_steps < 1:
             raise ValueError("batch_size and time_steps must be positive")
+        if self.feature_cache and self.dataset != "tfrecord":
+            raise ValueError("feature_cache caches the patches of TFRecord shards: it needs "
+                             "--dataset=tfrecord")
+        if self.feature_cache_augmentations < 1:
+            raise ValueError(f"feature_cache_augmentations={self.feature_cache_augmentations} "
+                             "must be positive")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,6 +49,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "Use the memory; off = the first-frame template only (SiamFC).", **fv)
     flags.DEFINE_boolean("use_attention", m.use_attention,
                          "Spatial attention as controller input; off = uniform average.", **fv)
+    flags.DEFINE_boolean("use_residual", m.use_residual,
+                         "Final template T_0 + r * T_retr; off = the retrieved template T_retr "
+                         "alone (ablation of the residual path).", **fv)
 
     # Data
     flags.DEFINE_enum("dataset", d.dataset, config_lib.DATASETS,
@@ -74,6 +77,13 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "Side of a synthetic video frame.", **fv)
     flags.DEFINE_integer("synthetic_sequence_length", d.synthetic_sequence_length,
                          "Frames per synthetic sequence.", **fv)
+    flags.DEFINE_string("feature_cache", d.feature_cache,
+                        "train with --freeze_backbone: folder where the frozen backbone's features "
+                        "of the training patches are computed once (K augmentations per frame) "
+                        "and reused; steps then cost the memory side only. Empty = live crops.",
+                        **fv)
+    flags.DEFINE_integer("feature_cache_augmentations", d.feature_cache_augmentations,
+                         "Augmented exemplar/search crops cached per frame (K).", **fv)
 
     # Optimisation
     flags.DEFINE_string("model_dir", tr.model_dir,

@@ -60,6 +60,49 @@ def resume_conflict(model_dir: str, model_cfg: config_lib.ModelConfig) -> str | 
             "--model_dir")
 
 
+def cached_datasets(model_cfg, data_cfg, train_cfg):
+    """(train_dataset_fn, val_dataset_fn) over the frozen backbone's cached features.
+
+    The cache (data/feature_cache.py) is built on first use in `data_cfg.feature_cache` from the
+    shards of `data_dir`, with the backbone of `init_backbone`, and reused by later runs with the
+    same backbone, data and augmentation settings (other settings are refused).
+    """
+    if not (train_cfg.freeze_backbone and train_cfg.init_backbone):
+        raise ValueError("--feature_cache needs --freeze_backbone and --init_backbone: cached "
+                         "features are only valid for a fixed, pretrained backbone")
+    from memnet_tf.data import feature_cache, pipeline
+    from memnet_tf.data.patches import PatchGeometry
+    from memnet_tf.models.loading import restore_backbone
+    from memnet_tf.models.memtrack import build_model
+
+    for split in ("train", "val"):
+        pipeline.check_tfrecord_dir(data_cfg.data_dir, split,
+                                    PatchGeometry.from_configs(data_cfg, model_cfg),
+                                    data_cfg.time_steps)
+    encoder = build_model(model_cfg)
+    restore_backbone(encoder, train_cfg.init_backbone)
+    caches = {split: feature_cache.ensure_cache(
+        encoder, model_cfg, data_cfg, data_cfg.feature_cache, split,
+        data_cfg.feature_cache_augmentations, feature_cache.AUGMENTATION_SEED,
+        progress=lambda line: print(line, flush=True)) for split in ("train", "val")}
+    del encoder
+    for split, cache in caches.items():
+        print(f"feature cache ({split}): {cache.num_tracks} tracks, {cache.search.shape[0]} "
+              f"frames x {cache.augmentations} augmentations in {data_cfg.feature_cache}",
+              flush=True)
+
+    def train_dataset(start_step):
+        return feature_cache.make_dataset(caches["train"], data_cfg.time_steps, "train",
+                                          train_cfg.seed + start_step, data_cfg.batch_size)
+
+    def val_dataset():
+        return feature_cache.make_dataset(
+            caches["val"], data_cfg.time_steps, "val", train_cfg.seed, data_cfg.batch_size,
+            num_val_clips=train_cfg.validation_steps * data_cfg.batch_size)
+
+    return train_dataset, val_dataset
+
+
 def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]} (flags take the form --name=value)")
@@ -87,17 +130,20 @@ def main(argv):
     try:
         strategy = make_strategy(train_cfg.strategy)
 
-        def train_dataset(start_step):
-            return pipeline.make_dataset(data_cfg, model_cfg, "train",
-                                         seed=train_cfg.seed + start_step)
+        if data_cfg.feature_cache:
+            train_dataset, val_dataset = cached_datasets(model_cfg, data_cfg, train_cfg)
+        else:
+            def train_dataset(start_step):
+                return pipeline.make_dataset(data_cfg, model_cfg, "train",
+                                             seed=train_cfg.seed + start_step)
 
-        def val_dataset():
-            return pipeline.make_dataset(data_cfg, model_cfg, "val", seed=train_cfg.seed)
+            def val_dataset():
+                return pipeline.make_dataset(data_cfg, model_cfg, "val", seed=train_cfg.seed)
 
-        # Fail early, with the data's own message, before building the model (training
-        # validates from its first step on, so the val split must exist too).
-        pipeline.make_dataset(data_cfg, model_cfg, "train", seed=train_cfg.seed)
-        val_dataset()
+            # Fail early, with the data's own message, before building the model (training
+            # validates from its first step on, so the val split must exist too).
+            pipeline.make_dataset(data_cfg, model_cfg, "train", seed=train_cfg.seed)
+            val_dataset()
         print(f"training {model_cfg.backbone} x{model_cfg.width_multiplier} "
               f"(memory {model_cfg.memory_size if model_cfg.use_memory else 'off'}) on "
               f"{data_cfg.dataset} clips: batch {data_cfg.batch_size} x {data_cfg.time_steps} "

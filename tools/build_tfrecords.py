@@ -6,6 +6,11 @@ Usage:
   python tools/build_tfrecords.py --source=got10k --root=/data/GOT-10k --output_dir=... \
       --min_frames=20
   python tools/build_tfrecords.py --source=otb --root=../shared/data/otb_mini --output_dir=...
+  # A split by whole sequences (real drone video): the same names on both calls.
+  python tools/build_tfrecords.py --source=otb --root=../shared/data/aerial_half \
+      --output_dir=data/aerial --split=val --sequences=boat1,person11,wakeboard10
+  python tools/build_tfrecords.py --source=otb --root=../shared/data/aerial_half \
+      --output_dir=data/aerial --exclude_sequences=boat1,person11,wakeboard10
 
 Then train with `--dataset=tfrecord --data_dir=<output_dir>`. Patches follow spec 7.1 (context
 0.5, integer mean-colour padding); `--patch_size` must equal search_size + 2 * patch_margin of
@@ -45,6 +50,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("num_workers", min(4, os.cpu_count() or 1),
                          "Processes cutting patches (1 = none).")
     flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality of the stored patches.")
+    flags.DEFINE_list("sequences", [], "Keep only these whole sequences (comma-separated names; "
+                      "e.g. the validation split).")
+    flags.DEFINE_list("exclude_sequences", [], "Drop these whole sequences (e.g. the validation "
+                      "sequences when building the train split).")
     flags.DEFINE_boolean("strict", False, "Stop at the first malformed annotation file instead "
                          "of skipping it.")
 
@@ -63,7 +72,8 @@ def main(argv) -> int:
             FLAGS.source, FLAGS.root, FLAGS.output_dir, split=FLAGS.split,
             num_shards=FLAGS.num_shards, min_frames=FLAGS.min_frames,
             max_tracks=FLAGS.max_tracks, geometry=geometry, num_workers=FLAGS.num_workers,
-            jpeg_quality=FLAGS.jpeg_quality, strict=FLAGS.strict)
+            jpeg_quality=FLAGS.jpeg_quality, strict=FLAGS.strict, sequences=FLAGS.sequences,
+            exclude_sequences=FLAGS.exclude_sequences)
     except (FileNotFoundError, ValueError) as error:
         print(f"build_tfrecords: error: {error}", file=sys.stderr)
         return 1

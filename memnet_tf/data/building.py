@@ -43,9 +43,53 @@ class BuildResult:
     skips: SkipReport
 
 
+def sequence_of(track_name: str) -> str:
+    """The video a track belongs to: "Jogging" for OTB's "Jogging.1"; for VID's
+    "<snippet folder>/<object id>" the snippet folder."""
+    if "/" in track_name:
+        video, _, last = track_name.rpartition("/")
+        return video if last.isdigit() else track_name
+    return track_name.split(".")[0]
+
+
+def sequence_selector(available, sequences=(), exclude_sequences=()):
+    """A predicate keeping whole sequences: those in `sequences` (all if empty), minus the excluded.
+
+    Selection is by sequence, never by frame, so a train/val split made with the same names on
+    both calls (`--sequences=a,b` for val, `--exclude_sequences=a,b` for train) never puts frames
+    of one video in both splits. Names match case-insensitively.
+
+    Args:
+        available: the sequence names that exist (to reject typos).
+        sequences, exclude_sequences: names.
+
+    Returns:
+        `keep(name) -> bool`.
+
+    Raises:
+        ValueError: a named sequence does not exist (a typo would silently change the split).
+    """
+    available = {name.lower() for name in available}
+    for flag, names in (("sequences", sequences), ("exclude_sequences", exclude_sequences)):
+        unknown = sorted(n for n in names if n.lower() not in available)
+        if unknown:
+            raise ValueError(f"--{flag}: no such sequence {', '.join(unknown)} (found: "
+                             f"{', '.join(sorted(available))})")
+    wanted = {n.lower() for n in sequences}
+    dropped = {n.lower() for n in exclude_sequences}
+
+    def keep(name: str) -> bool:
+        name = name.lower()
+        return (not wanted or name in wanted) and name not in dropped
+    return keep
+
+
 def read_tracks(source: str, root: str, split: str, min_frames: int, skips: SkipReport,
-                strict: bool = False) -> list[Track]:
-    """Tracks of a source ("vid", "got10k" or "otb") under `root`.
+                strict: bool = False, sequences=(), exclude_sequences=()) -> list[Track]:
+    """Tracks of a source ("vid", "got10k" or "otb") under `root`, optionally some sequences only.
+
+    For OTB layouts unselected sequences are left out before reading (their absent frames are
+    not counted); VID and GOT-10k tracks are selected by sequence after reading.
 
     Raises:
         FileNotFoundError: `root` or the expected layout is missing.
@@ -55,12 +99,19 @@ def read_tracks(source: str, root: str, split: str, min_frames: int, skips: Skip
         raise ValueError(f"source={source!r}: expected one of {SOURCES}")
     if not os.path.isdir(root):
         raise FileNotFoundError(f"root={root!r}: folder not found")
-    if source == "vid":
-        return vid.read_vid_tracks(root, split, min_frames=min_frames, skips=skips, strict=strict)
-    if source == "got10k":
-        return got10k.read_got10k_tracks(root, split, min_frames=min_frames, skips=skips,
-                                         strict=strict)
-    return read_otb_tracks(root, min_frames=min_frames, skips=skips, strict=strict)
+    if source in ("vid", "got10k"):
+        reader = vid.read_vid_tracks if source == "vid" else got10k.read_got10k_tracks
+        tracks = reader(root, split, min_frames=min_frames, skips=skips, strict=strict)
+        if not sequences and not exclude_sequences:
+            return tracks
+        keep = sequence_selector({sequence_of(t.name) for t in tracks}, sequences,
+                                 exclude_sequences)
+        return [t for t in tracks if keep(sequence_of(t.name))]
+    if not sequences and not exclude_sequences:
+        return read_otb_tracks(root, min_frames=min_frames, skips=skips, strict=strict)
+    folders = [d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))]
+    keep = sequence_selector(folders, sequences, exclude_sequences)
+    return read_otb_tracks(root, min_frames=min_frames, skips=skips, strict=strict, keep=keep)
 
 
 def process_track(track: Track, geometry: PatchGeometry, min_frames: int,
@@ -154,7 +205,7 @@ def build_tfrecords(source: str, root: str, output_dir: str, split: str = "train
                     num_shards: int = 16, min_frames: int = vid.MIN_FRAMES, max_tracks: int = 0,
                     geometry: PatchGeometry = PatchGeometry(), num_workers: int = 1,
                     jpeg_quality: int = 95, strict: bool = False,
-                    progress_stream=None) -> BuildResult:
+                    progress_stream=None, sequences=(), exclude_sequences=()) -> BuildResult:
     """Reads a source, cuts the patches of every track and writes sharded TFRecords + manifest.
 
     Tracks are assigned to shards in order, balancing frames. Shards are written to temporary
@@ -173,6 +224,8 @@ def build_tfrecords(source: str, root: str, output_dir: str, split: str = "train
         jpeg_quality: JPEG quality of the stored patches.
         strict: stop at the first malformed annotation instead of skipping it.
         progress_stream: where the progress bar goes (stderr by default).
+        sequences, exclude_sequences: keep only / drop these whole sequences
+            (`sequence_selector`).
 
     Returns:
         The BuildResult.
@@ -186,7 +239,8 @@ def build_tfrecords(source: str, root: str, output_dir: str, split: str = "train
     if num_shards < 1:
         raise ValueError(f"num_shards={num_shards} must be positive")
     skips = SkipReport()
-    tracks = read_tracks(source, root, split, min_frames, skips, strict)
+    tracks = read_tracks(source, root, split, min_frames, skips, strict, sequences,
+                         exclude_sequences)
     if max_tracks > 0:
         tracks = tracks[:max_tracks]
     if not tracks:
@@ -255,6 +309,7 @@ def build_tfrecords(source: str, root: str, output_dir: str, split: str = "train
         "split": split, "source": source, "root": os.path.abspath(root),
         "patch_size": geometry.patch_size, "exemplar_size": geometry.exemplar_size,
         "context": geometry.context, "num_tracks": len(kept), "num_frames": num_frames,
+        "sequences": sorted({sequence_of(p.name) for p in kept}),
         "shards": [{"file": name, "tracks": tracks_of}
                    for name, tracks_of in zip(names, shard_tracks)],
         "skipped": skips.as_dict(),

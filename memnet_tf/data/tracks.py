@@ -152,8 +152,16 @@ def track_from_frames(name: str, frame_paths, boxes, skips: SkipReport,
     return Track(name, tuple(kept_paths), np.stack(kept_boxes))
 
 
+def _sequence_folder(problem: str, root: str) -> str:
+    """The sequence folder a reader's problem message is about (messages start with a path)."""
+    path = problem.split(":", 1)[0]
+    relative = os.path.relpath(path, root) if os.path.isabs(path) or path.startswith(root) \
+        else path
+    return relative.split(os.sep)[0]
+
+
 def read_otb_tracks(root: str, min_frames: int = 1, skips: SkipReport | None = None,
-                    strict: bool = False) -> list[Track]:
+                    strict: bool = False, keep=None) -> list[Track]:
     """Reads OTB-layout sequences (`<Seq>/img/*.jpg` + `groundtruth_rect*.txt`) as Tracks.
 
     Parsing is the evaluation reader's (`eval.datasets.read_otb`), so training and evaluation
@@ -167,6 +175,8 @@ def read_otb_tracks(root: str, min_frames: int = 1, skips: SkipReport | None = N
         min_frames: tracks with fewer valid frames are skipped.
         skips: where to count what was skipped (a new report if None).
         strict: raise on a malformed sequence instead of skipping it.
+        keep: optional predicate on a sequence folder's name; other sequences are left out
+            before anything of theirs is counted as skipped.
 
     Returns:
         Tracks sorted by name.
@@ -178,9 +188,13 @@ def read_otb_tracks(root: str, min_frames: int = 1, skips: SkipReport | None = N
     problems = None if strict else []
     sequences = eval_datasets.read_otb(root, errors=problems)
     for problem in problems or ():
+        if keep is not None and not keep(_sequence_folder(problem, root)):
+            continue
         skips.add("malformed sequence", problem)
     tracks = []
     for sequence in sorted(sequences, key=lambda s: s.name):
+        if keep is not None and not keep(sequence.name.split(".")[0]):
+            continue
         boxes = [box if valid else None
                  for box, valid in zip(sequence.ground_truth, sequence.valid)]
         track = track_from_frames(sequence.name, sequence.image_files, boxes, skips, min_frames)

@@ -73,7 +73,7 @@ MemoryStepResult = collections.namedtuple(
 def memory_step(controls: MemoryControls, write_template: tf.Tensor, initial_template: tf.Tensor,
                 memory: tf.Tensor, previous_write_weights: tf.Tensor,
                 previous_gates: tf.Tensor, previous_decay: tf.Tensor, previous_usage: tf.Tensor,
-                usage_decay: float) -> MemoryStepResult:
+                usage_decay: float, use_residual: bool = True) -> MemoryStepResult:
     """One memory step in the official order: write, read, residual template, next write address.
 
     The template written now (cut at the previous frame's box) goes to the address chosen at the
@@ -89,6 +89,7 @@ def memory_step(controls: MemoryControls, write_template: tf.Tensor, initial_tem
       previous_decay: `[B, 1]` d_{t-1}.
       previous_usage: `[B, N]` u_{t-1}.
       usage_decay: lambda.
+      use_residual: T_0 + r (.) T_retr; False = T_retr alone (ablation).
 
     Returns:
       MemoryStepResult with the final template `[B, h, w, C]` and the new memory fields.
@@ -101,7 +102,11 @@ def memory_step(controls: MemoryControls, write_template: tf.Tensor, initial_tem
     read_weights = addressing.read_weights(similarity, controls.read_strength)
     retrieved = addressing.retrieve(memory, read_weights)
     # 3. Gated residual template: T_0 stays the conservative anchor.
-    template = addressing.residual_template(initial_template, controls.residual_gate, retrieved)
+    if use_residual:
+        template = addressing.residual_template(initial_template, controls.residual_gate,
+                                                retrieved)
+    else:
+        template = retrieved
     # 4. Address of the next write, from the previous usage; then the new usage.
     allocation = addressing.allocation_weights(previous_usage)
     write_weights = addressing.write_weights(controls.control_gates, read_weights, allocation)

@@ -45,12 +45,13 @@ class MemTrackCell(keras.layers.Layer):
       usage_decay: lambda.
       dropout: LSTM candidate dropout in training.
       use_attention: off = uniform attention (an ablation).
+      use_residual: off = the retrieved template alone, without T_0 (an ablation).
       seed: dropout seed.
     """
 
     def __init__(self, memory_size: int, hidden_size: int, template_size: int, channels: int,
                  usage_decay: float = 0.99, dropout: float = 0.2, use_attention: bool = True,
-                 seed: int | None = None, **kwargs):
+                 seed: int | None = None, use_residual: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.memory_size = memory_size
         self.hidden_size = hidden_size
@@ -59,6 +60,7 @@ class MemTrackCell(keras.layers.Layer):
         self.usage_decay = usage_decay
         self.dropout = dropout
         self.use_attention = use_attention
+        self.use_residual = use_residual
         self.seed = seed
         self.attention = SpatialAttention(template_size, channels, name="attention")
         self.controller = LayerNormLSTMCell(hidden_size, dropout=dropout, seed=seed,
@@ -119,7 +121,7 @@ class MemTrackCell(keras.layers.Layer):
         controls = self.heads(hidden)
         result = memory_step(controls, write_template, state.initial_template, state.memory,
                              state.write_weights, state.control_gates, state.write_decay,
-                             state.usage, self.usage_decay)
+                             state.usage, self.usage_decay, self.use_residual)
         new_state = MemTrackState(
             cell=cell, hidden=hidden, initial_template=state.initial_template,
             memory=result.memory, read_weights=result.read_weights,
@@ -142,7 +144,8 @@ class MemTrackCell(keras.layers.Layer):
         config.update(memory_size=self.memory_size, hidden_size=self.hidden_size,
                       template_size=self.template_size, channels=self.channels,
                       usage_decay=self.usage_decay, dropout=self.dropout,
-                      use_attention=self.use_attention, seed=self.seed)
+                      use_attention=self.use_attention, seed=self.seed,
+                      use_residual=self.use_residual)
         return config
 
 
@@ -229,7 +232,8 @@ class MemTrack(keras.Model):
             self.cell = MemTrackCell(
                 cfg.memory_size, cfg.hidden_size, cfg.template_size, cfg.feature_channels,
                 usage_decay=cfg.usage_decay, dropout=cfg.controller_dropout,
-                use_attention=cfg.use_attention, seed=seed, name="memory_cell")
+                use_attention=cfg.use_attention, seed=seed, use_residual=cfg.use_residual,
+                name="memory_cell")
         self.response_head = ResponseHead(cfg.response_head, cfg.response_scale,
                                           cfg.bn_momentum, name="response_head")
         self.build()
@@ -276,13 +280,30 @@ class MemTrack(keras.Model):
 
         Args:
           inputs: dict with `exemplar` `[B, T, E, E, 3]` (z_0..z_{T-1}; z_t is written at step t
-            and z_0 also gives T_0) and `search` `[B, T, S, S, 3]` (x_1..x_T), images in [0, 1].
+            and z_0 also gives T_0) and `search` `[B, T, S, S, 3]` (x_1..x_T), images in [0, 1];
+            or, for a frozen backbone, their precomputed features `exemplar_features`
+            `[B, T, h, w, C]` and `search_features` `[B, T, H, W, C]` (data/feature_cache.py).
           training: batch statistics in the BatchNorms and controller dropout.
 
         Returns:
           dict with `response` `[B, T, R, R]` logits and the stacked per-step diagnostics
           (`attention [B, T, L, L]`, `read_weights [B, T, N]`, ...; absent without memory).
         """
+        if "search_features" in inputs:
+            templates_in = tf.convert_to_tensor(inputs["exemplar_features"], tf.float32)
+            search_features = tf.convert_to_tensor(inputs["search_features"], tf.float32)
+            channels = self.model_config.feature_channels
+            for name, value in (("exemplar_features", templates_in),
+                                ("search_features", search_features)):
+                if value.shape.rank != 5 or value.shape[-1] != channels:
+                    raise ValueError(f"{name}: expected shape [batch, time, h, w, {channels}], "
+                                     f"got {value.shape.as_list()}")
+        else:
+            templates_in, search_features = self.encode_clips(inputs, training)
+        return self.unroll(templates_in, search_features, training)
+
+    def encode_clips(self, inputs, training=False):
+        """Backbone features of a clip's exemplars and searches, `[B, T, ...]` each."""
         cfg = self.model_config
         exemplar = check_images(inputs["exemplar"], "exemplar", cfg.exemplar_size, batch_rank=2)
         search = check_images(inputs["search"], "search", cfg.search_size, batch_rank=2)
@@ -299,8 +320,15 @@ class MemTrack(keras.Model):
 
         # Exemplars and searches go through the backbone as two batches, as in the official
         # code: their BatchNorm statistics are computed separately.
-        templates_in = encode_clip(exemplar, cfg.exemplar_size)
-        search_features = encode_clip(search, cfg.search_size)
+        return encode_clip(exemplar, cfg.exemplar_size), encode_clip(search, cfg.search_size)
+
+    def unroll(self, templates_in, search_features, training=False):
+        """The recurrent part of `call`: `[B, T, h, w, C]` and `[B, T, H, W, C]` -> outputs."""
+        time_steps = templates_in.shape[1]
+        if time_steps is None or search_features.shape[1] != time_steps:
+            raise ValueError(f"exemplars and searches need the same static number of time "
+                             f"steps, got {templates_in.shape[1]} and {search_features.shape[1]}")
+        batch = tf.shape(templates_in)[0]
         state = self.initial_state(templates_in[:, 0])
         templates, diagnostics = [], {name: [] for name in DIAGNOSTICS}
         for t in range(time_steps):  # static unroll: full BPTT over T steps
@@ -313,7 +341,7 @@ class MemTrack(keras.Model):
         raw = xcorr(_merge_batch_time(search_features), _merge_batch_time(templates))
         # One response BatchNorm over all B*T maps.
         response = self.response_head(raw, training=training)
-        size = cfg.response_size
+        size = self.model_config.response_size
         outputs = {"response": tf.reshape(response, [batch, time_steps, size, size])}
         outputs.update({name: tf.stack(values, axis=1)
                         for name, values in diagnostics.items() if values})

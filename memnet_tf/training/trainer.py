@@ -113,8 +113,8 @@ class Trainer:
           logs: scalar logs of this replica (sum over replicas for the global values).
         """
         replicas = self.strategy.num_replicas_in_sync
-        global_maps = tf.cast(tf.shape(features["exemplar"])[0] * replicas
-                              * tf.shape(features["exemplar"])[1], tf.float32)
+        global_maps = tf.cast(tf.shape(targets["label"])[0] * replicas
+                              * tf.shape(targets["label"])[1], tf.float32)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             outputs = self.model(features, training=True)
@@ -210,6 +210,8 @@ class Trainer:
         image_batch = None
         if writers is not None and self.val_dataset_fn is not None:
             image_batch = next(iter(self.val_dataset_fn().take(1)))
+            if "exemplar" not in image_batch[0]:
+                image_batch = None  # cached features: no images to show
         iterator = iter(self.strategy.experimental_distribute_dataset(
             self.train_dataset_fn(start)))
         global_batch = self.data_cfg.batch_size

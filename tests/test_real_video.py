@@ -1,0 +1,341 @@
+"""Real-video training: sequence splits, the frozen backbone's feature cache, the residual ablation
+and the experiment report's arithmetic."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO_ROOT
+from data_fixtures import textured_image, write_jpeg
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+
+def make_otb_tree(root, sequences: dict, size=(96, 72), seed=0):
+    """OTB-layout sequences: {name: list of 1-based "x,y,w,h" lines or raw text lines}."""
+    rng = np.random.default_rng(seed)
+    for name, lines in sequences.items():
+        folder = os.path.join(root, name, "img")
+        os.makedirs(folder)
+        for i in range(len(lines)):
+            write_jpeg(os.path.join(folder, f"{i + 1:04d}.jpg"),
+                       textured_image(rng, size[1], size[0]))
+        with open(os.path.join(root, name, "groundtruth_rect.txt"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+def boxes(count, x=30, y=20):
+    return [f"{x + k},{y + k % 3},24,20" for k in range(count)]
+
+
+@pytest.fixture
+def otb_tree(tmp_path):
+    root = str(tmp_path / "aerial")
+    make_otb_tree(root, {
+        "alpha": boxes(14),
+        "beta": boxes(6) + ["NaN,NaN,NaN,NaN"] * 3 + boxes(6),
+        "gamma": boxes(14),
+        "allnan": ["NaN,NaN,NaN,NaN"] * 8,
+        "broken": boxes(5) + ["1,2,3"] + boxes(5),
+    })
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits by whole sequences.
+
+
+def test_split_by_sequence_is_disjoint_and_counts_only_selected_absent_frames(otb_tree, tmp_path):
+    from memnet_tf.data import building
+
+    out = str(tmp_path / "tfr")
+    val = building.build_tfrecords("otb", otb_tree, out, split="val", num_shards=1, min_frames=4,
+                                   sequences=["Gamma"], progress_stream=io.StringIO())
+    train = building.build_tfrecords("otb", otb_tree, out, split="train", num_shards=2,
+                                     min_frames=4, exclude_sequences=["gamma"],
+                                     progress_stream=io.StringIO())
+    val_names = {t for s in json.load(open(val.manifest))["shards"] for t, _ in s["tracks"]}
+    train_names = {t for s in json.load(open(train.manifest))["shards"] for t, _ in s["tracks"]}
+    assert val_names == {"gamma"}
+    assert train_names == {"alpha", "beta"} and not val_names & train_names
+    # gamma has no absent frame: the val build counts none; train counts beta's 3 and allnan's 8
+    # NaN rows, drops allnan as too short and names the malformed ground-truth file.
+    assert val.skips.total() == 0
+    counts = train.skips.counts
+    assert counts["frame without a valid box"] == 3 + 8
+    assert any("shorter" in reason for reason in counts)
+    malformed = train.skips.as_dict()["malformed sequence"]
+    assert malformed["count"] == 1 and "broken" in malformed["examples"][0]
+    assert "groundtruth_rect.txt:6" in malformed["examples"][0]
+    assert train.num_frames == 14 + 12
+
+
+def test_unknown_sequence_name_is_an_error_naming_it(otb_tree, tmp_path):
+    from memnet_tf.data import building
+
+    with pytest.raises(ValueError, match="--sequences: no such sequence delta"):
+        building.build_tfrecords("otb", otb_tree, str(tmp_path / "tfr"), sequences=["delta"],
+                                 progress_stream=io.StringIO())
+
+
+def test_sequence_of_names_the_video():
+    from memnet_tf.data.building import sequence_of
+
+    assert sequence_of("Jogging.1") == "Jogging"
+    assert sequence_of("ILSVRC2015_VID_train_0000/ILSVRC2015_train_00000000/3") == \
+        "ILSVRC2015_VID_train_0000/ILSVRC2015_train_00000000"
+    assert sequence_of("GOT-10k_Train_000001") == "GOT-10k_Train_000001"
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature cache.
+
+
+def _configs(tfr, **data):
+    from memnet_tf.config import DataConfig, ModelConfig
+
+    model_cfg = ModelConfig(width_multiplier=0.125, hidden_size=16, memory_size=4,
+                            controller_dropout=0.0)
+    data_cfg = DataConfig(dataset="tfrecord", data_dir=tfr, time_steps=3, batch_size=2,
+                          feature_cache=os.path.join(tfr, "features"), **data)
+    return model_cfg, data_cfg
+
+
+@pytest.fixture
+def shards(otb_tree, tmp_path):
+    from memnet_tf.data import building
+
+    out = str(tmp_path / "tfr")
+    building.build_tfrecords("otb", otb_tree, out, split="val", num_shards=1, min_frames=4,
+                             sequences=["gamma"], progress_stream=io.StringIO())
+    building.build_tfrecords("otb", otb_tree, out, split="train", num_shards=1, min_frames=4,
+                             sequences=["alpha", "beta"], progress_stream=io.StringIO())
+    return out
+
+
+def _cache(shards, augmentations=2, **data):
+    from memnet_tf.data import feature_cache
+    from memnet_tf.models.memtrack import build_model
+
+    model_cfg, data_cfg = _configs(shards, **data)
+    model = build_model(model_cfg, seed=0)
+    cache = feature_cache.ensure_cache(model, model_cfg, data_cfg, data_cfg.feature_cache,
+                                       "train", augmentations, 7, progress=lambda _: None)
+    return model, model_cfg, data_cfg, cache
+
+
+def _patches(shards, model_cfg, data_cfg):
+    from memnet_tf.data import tfrecord
+
+    (path,) = tfrecord.list_shards(shards, "train")
+    out = []
+    for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
+        track = tfrecord.decode_track(serialized)
+        out.append(tfrecord.decode_patches(track, np.arange(len(track)),
+                                           model_cfg.search_size + 2 * data_cfg.patch_margin))
+    return out
+
+
+def test_centre_exemplars_are_the_backbone_features_of_the_centre_crops(shards):
+    model, model_cfg, data_cfg, cache = _cache(shards)
+    patches = np.concatenate(_patches(shards, model_cfg, data_cfg))
+    offset = (patches.shape[1] - model_cfg.exemplar_size) // 2
+    crops = patches[:, offset:offset + model_cfg.exemplar_size,
+                    offset:offset + model_cfg.exemplar_size].astype(np.float32) / 255.0
+    expected = model.encode(crops, training=False).numpy()
+    np.testing.assert_allclose(cache.centre_exemplar, expected, rtol=2e-3,
+                               atol=2e-3 * np.abs(expected).max())
+    assert cache.num_tracks == 2 and cache.search.shape[:2] == (26, 2)
+
+
+def test_without_augmentation_every_cached_search_is_the_centre_search_crop(shards):
+    model, model_cfg, data_cfg, cache = _cache(
+        shards, augmentations=3, search_stretch=0.0, search_shift=0.0, exemplar_stretch=0.0,
+        exemplar_shift=0.0)
+    patches = np.concatenate(_patches(shards, model_cfg, data_cfg))
+    s, e = model_cfg.search_size, model_cfg.exemplar_size
+    off_s, off_e = (patches.shape[1] - s) // 2, (patches.shape[1] - e) // 2
+    search = model.encode(patches[:, off_s:off_s + s, off_s:off_s + s] / 255.0,
+                          training=False).numpy()
+    exemplar = model.encode(patches[:, off_e:off_e + e, off_e:off_e + e] / 255.0,
+                            training=False).numpy()
+    scale = np.abs(search).max()
+    for k in range(3):
+        np.testing.assert_allclose(cache.search[:, k], search, atol=3e-3 * scale)
+        np.testing.assert_allclose(cache.exemplar[:, k], exemplar, atol=3e-3 * scale)
+
+
+def test_cached_labels_are_those_of_the_cached_search_boxes(shards):
+    from memnet_tf.data import labels
+
+    _, model_cfg, data_cfg, cache = _cache(shards)
+    flat_boxes = np.asarray(cache.search_box).reshape(-1, 4)
+    label, weight = labels.iou_labels(tf.constant(flat_boxes), model_cfg.response_size,
+                                      data_cfg.label_iou_threshold)
+    np.testing.assert_array_equal(np.asarray(cache.label).reshape(label.shape), label.numpy())
+    np.testing.assert_allclose(np.asarray(cache.weight).reshape(weight.shape), weight.numpy())
+    # The K augmentations differ (else the cache would hold one augmentation K times).
+    assert not np.allclose(cache.search_box[:, 0], cache.search_box[:, 1])
+
+
+def test_cache_is_reused_and_refused_for_other_settings(shards):
+    from memnet_tf.data import feature_cache
+
+    model, model_cfg, data_cfg, _ = _cache(shards)
+    manifest = os.path.join(data_cfg.feature_cache, "train-cache.json")
+    stamp = os.path.getmtime(manifest)
+    feature_cache.ensure_cache(model, model_cfg, data_cfg, data_cfg.feature_cache, "train", 2, 7)
+    assert os.path.getmtime(manifest) == stamp  # reused, not rebuilt
+    with pytest.raises(ValueError, match="augmentations: 2 cached, 3 now"):
+        feature_cache.ensure_cache(model, model_cfg, data_cfg, data_cfg.feature_cache, "train",
+                                   3, 7)
+    model.backbone.conv1.kernel.assign(model.backbone.conv1.kernel * 2.0)
+    with pytest.raises(ValueError, match="backbone_sha256"):
+        feature_cache.ensure_cache(model, model_cfg, data_cfg, data_cfg.feature_cache, "train",
+                                   2, 7)
+    assert not [f for f in os.listdir(data_cfg.feature_cache) if f.startswith(".")]
+
+
+def test_clips_stay_inside_one_track_in_temporal_order(shards):
+    from memnet_tf.data import feature_cache
+
+    _, _, _, cache = _cache(shards)
+    for number in range(40):
+        track, rows, augmentation = feature_cache.clip_rows(cache, 3, "train", 5, number)
+        start, end = cache.track_starts[track], cache.track_starts[track + 1]
+        assert np.all((rows >= start) & (rows < end - 1))  # the last frame is never used
+        assert np.all(np.diff(rows) > 0) and rows.shape == (4,)
+        assert np.all((augmentation >= 0) & (augmentation < 2))
+    first = feature_cache.clip_rows(cache, 3, "val", 5, 3)
+    again = feature_cache.clip_rows(cache, 3, "val", 5, 3)
+    np.testing.assert_array_equal(first[1], again[1])
+
+
+def test_gathered_clip_pairs_exemplar_t_with_search_t_plus_1(shards):
+    from memnet_tf.data import feature_cache
+
+    _, _, _, cache = _cache(shards)
+    _, rows, augmentation = feature_cache.clip_rows(cache, 3, "train", 1, 0)
+    exemplar, search, label, _, box = feature_cache.gather_clip(cache, rows, augmentation)
+    np.testing.assert_array_equal(exemplar[0], cache.centre_exemplar[rows[0]])
+    for t in range(1, 3):
+        np.testing.assert_array_equal(exemplar[t], cache.exemplar[rows[t], augmentation[t]])
+    for t in range(3):
+        np.testing.assert_array_equal(search[t], cache.search[rows[t + 1], augmentation[t + 1]])
+        np.testing.assert_array_equal(label[t], cache.label[rows[t + 1], augmentation[t + 1]])
+        np.testing.assert_array_equal(box[t], cache.search_box[rows[t + 1], augmentation[t + 1]])
+
+
+def test_model_on_features_equals_model_on_images(tiny_model_config):
+    from memnet_tf.models.memtrack import build_model
+
+    model = build_model(tiny_model_config, seed=0)
+    rng = np.random.default_rng(3)
+    cfg = tiny_model_config
+    images = {"exemplar": rng.uniform(size=(2, 3, cfg.exemplar_size, cfg.exemplar_size, 3)),
+              "search": rng.uniform(size=(2, 3, cfg.search_size, cfg.search_size, 3))}
+    images = {k: tf.constant(v, tf.float32) for k, v in images.items()}
+    exemplar, search = model.encode_clips(images)
+    from_images = model(images, training=False)
+    from_features = model({"exemplar_features": exemplar, "search_features": search},
+                          training=False)
+    for name, value in from_images.items():
+        np.testing.assert_allclose(from_features[name], value, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="search_features: expected shape"):
+        model({"exemplar_features": exemplar, "search_features": search[..., :3]})
+
+
+def test_without_residual_the_template_is_the_retrieved_one():
+    from memnet_tf.layers import addressing
+    from memnet_tf.layers.memory import MemoryControls, memory_step
+
+    rng = np.random.default_rng(0)
+    b, n, h, c = 2, 4, 3, 5
+    f = lambda *shape: tf.constant(rng.normal(size=shape), tf.float32)  # noqa: E731
+    gates = tf.nn.softmax(f(b, 3))
+    controls = MemoryControls(gates, tf.sigmoid(f(b, 1)), tf.sigmoid(f(b, c)), f(b, c),
+                              tf.nn.softplus(f(b, 1)))
+    args = (controls, f(b, h, h, c), f(b, h, h, c), f(b, n, h, h, c),
+            tf.nn.softmax(f(b, n)), tf.nn.softmax(f(b, 3)), tf.sigmoid(f(b, 1)),
+            tf.nn.softmax(f(b, n)), 0.99)
+    with_residual = memory_step(*args)
+    alone = memory_step(*args, use_residual=False)
+    retrieved = np.einsum("bn,bnhwc->bhwc", alone.read_weights.numpy(), alone.memory.numpy())
+    np.testing.assert_allclose(alone.template, retrieved, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(with_residual.template,
+                               args[2].numpy() + controls.residual_gate.numpy()[:, None, None]
+                               * retrieved, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(alone.memory, with_residual.memory)
+    del addressing
+
+
+@pytest.mark.slow
+def test_training_on_cached_features_end_to_end(shards, tmp_path):
+    """train --feature_cache: builds the cache, trains, resumes with the cache reused."""
+    backbone = tmp_path / "backbone"
+    model_dir = tmp_path / "run"
+    common = [sys.executable, "-m", "memnet_tf.train", "--flagfile=experiments/tiny.flags",
+              "--dataset=tfrecord", f"--data_dir={shards}",
+              f"--feature_cache={tmp_path / 'cache'}", "--feature_cache_augmentations=2",
+              "--freeze_backbone", "--final_eval_sequences=0", "--validation_steps=1",
+              "--log_every=1", "--time_steps=3"]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    first = subprocess.run(common + [f"--model_dir={backbone}", "--train_steps=1",
+                                     "--nofreeze_backbone", "--feature_cache="],
+                           cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run = subprocess.run(common + [f"--model_dir={model_dir}", f"--init_backbone={backbone}",
+                                   "--train_steps=3", "--checkpoint_every=3"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "feature cache (train): 2 tracks, 26 frames x 2 augmentations" in run.stdout
+    assert os.path.isfile(model_dir / "checkpoint")
+    no_init = subprocess.run(common + [f"--model_dir={tmp_path / 'bad'}", "--train_steps=1"],
+                             cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert no_init.returncode == 2 and "needs --freeze_backbone and --init_backbone" in \
+        no_init.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiment report.
+
+
+def test_headline_pairs_seeds_and_reports_their_spread():
+    import memory_on_real_video as bench
+
+    rows = []
+    auc = {("memtrack", 0): [0.7, 0.5], ("memtrack", 1): [0.6, 0.6], ("no_memory", 0): [0.6, 0.5],
+           ("no_memory", 1): [0.62, 0.5], ("no_memory", 2): [0.1, 0.1]}
+    for (variant, seed), values in auc.items():
+        for i, value in enumerate(values):
+            rows.append({"run": f"{variant}_seed{seed}", "sequence": f"s{i}", "AUC": value,
+                         "prec": value})
+    variants = bench.summarise_variants(rows)
+    assert variants["memtrack"][0] == pytest.approx((0.6, 0.6))
+    deltas = [0.6 - 0.55, 0.6 - 0.56]  # seed 2 has no memtrack run: not paired
+    line = bench.headline(variants)
+    assert line.startswith(f"headline: MemTrack - no-memory twin = {np.mean(deltas):+.3f} "
+                           "mean AUC (2 seeds")
+    assert f"spread +-{np.std(deltas, ddof=1):.3f}" in line
+    assert "nothing to compare" in bench.headline({"memtrack": {0: (0.5, 0.5)}})
+
+
+def test_run_folders_are_discovered_by_name(tmp_path):
+    import memory_on_real_video as bench
+
+    for name in ("memtrack_seed0", "no_memory_seed12", "notes", "memtrack_seed1"):
+        (tmp_path / name).mkdir()
+    for name in ("memtrack_seed0", "no_memory_seed12", "notes"):
+        (tmp_path / name / "checkpoint").write_text("x")
+    assert sorted(bench.discover_runs(str(tmp_path))) == ["memtrack_seed0", "no_memory_seed12"]
+    assert bench.variant_of("no_memory_seed12") == ("no_memory", 12)
+    with pytest.raises(ValueError, match="not <variant>_seed<k>:DIR"):
+        bench.parse_runs("memtrack:/tmp")
