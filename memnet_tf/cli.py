@@ -181,13 +181,21 @@ IMPORT_NOISE = ("All log messages before absl::InitializeLog()", "cudart_stub.cc
                 "rebuild TensorFlow with the appropriate compiler flags")
 
 
-def import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with its import-time C++ log lines (`IMPORT_NOISE`) dropped.
+_QUIET = {"on": False}
 
-    The stderr file descriptor is captured during the import and every other line is written
-    back, so a real import problem still shows.
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow; when quiet (no `--verbosity`), its import-time C++ log lines
+    (`IMPORT_NOISE`) are dropped.
+
+    Commands call it where they first need TensorFlow (after checking their inputs, so a bad
+    command line fails fast). The stderr file descriptor is captured during the import and every
+    other line is written back, so a real import problem still shows.
     """
     if "tensorflow" in sys.modules:
+        return
+    if not _QUIET["on"]:
+        import tensorflow  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
         return
     import tempfile
 
@@ -209,14 +217,12 @@ def import_tensorflow_quietly() -> None:
                 sys.stderr.flush()
 
 
-def configure_logging(verbosity_given: bool, verbosity: int,
-                      uses_tensorflow: bool = False) -> None:
+def configure_logging(verbosity_given: bool, verbosity: int) -> None:
     """Quiet TensorFlow and absl unless `--verbosity` was given (see the module docstring).
 
     Args:
         verbosity_given: `--verbosity` was on the command line.
         verbosity: its value (absl: -2 error, -1 warning, 0 info, 1+ debug).
-        uses_tensorflow: the command will import TensorFlow: import it now, quietly.
     """
     import logging as python_logging
 
@@ -229,14 +235,13 @@ def configure_logging(verbosity_given: bool, verbosity: int,
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.set_verbosity(logging.WARNING)
     python_logging.getLogger("tensorflow").setLevel(python_logging.ERROR)
-    if uses_tensorflow:
-        import_tensorflow_quietly()
+    _QUIET["on"] = True
 
 
-def parse_flags(arguments: list[str], uses_tensorflow=lambda flag_values: True) -> list[str]:
+def parse_flags(arguments: list[str]) -> list[str]:
     """absl's flag parsing after `expand_flagfiles`; flag errors are one line and `EXIT_USAGE`.
 
-    Then `configure_logging`, importing TensorFlow quietly when `uses_tensorflow(FLAGS)`.
+    Then `configure_logging`.
     """
     try:
         argv = [arguments[0], *expand_flagfiles(arguments[1:])]
@@ -245,18 +250,15 @@ def parse_flags(arguments: list[str], uses_tensorflow=lambda flag_values: True) 
         message = str(error).replace("\n", " ")
         print(f"error: {message} (--help lists the flags)", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-    configure_logging(flags.FLAGS["verbosity"].present, flags.FLAGS.verbosity,
-                      uses_tensorflow(flags.FLAGS))
+    configure_logging(flags.FLAGS["verbosity"].present, flags.FLAGS.verbosity)
     return remaining
 
 
-def run(main, command: str, doc: str | None = None, argv: list[str] | None = None,
-        uses_tensorflow=lambda flag_values: True) -> None:
+def run(main, command: str, doc: str | None = None, argv: list[str] | None = None) -> None:
     """Defines the flags and runs `main` as the absl app `command` (see the module docstring).
 
     `main(argv)` returns an `EXIT_*` status (None = 0) and may raise `UsageError`, which is
-    printed as one `error: ...` line with `EXIT_USAGE`. `uses_tensorflow(FLAGS)` says whether
-    this run will import TensorFlow (it is then imported quietly before `main`).
+    printed as one `error: ...` line with `EXIT_USAGE`.
     """
     from memnet_tf import flags as memnet_flags
 
@@ -276,5 +278,4 @@ def run(main, command: str, doc: str | None = None, argv: list[str] | None = Non
             print(f"error: {error} (--help lists the flags)", file=sys.stderr)
             return EXIT_USAGE
 
-    app.run(checked_main, argv=argv,
-            flags_parser=lambda arguments: parse_flags(arguments, uses_tensorflow))
+    app.run(checked_main, argv=argv, flags_parser=parse_flags)

@@ -56,6 +56,7 @@ def main(argv):
     trackers = list(FLAGS.trackers)
     if FLAGS.checkpoint or FLAGS.saved_model:
         # Imported here only: scoring existing results must not pull in TensorFlow.
+        cli.import_tensorflow_quietly()
         from memnet_tf.models import loading
         from memnet_tf.tracking import tracker as tracker_lib
 
@@ -113,7 +114,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    # Scoring existing results does not need TensorFlow; tracking with a model does.
-    cli.run(main, "evaluate",
-            uses_tensorflow=lambda flag_values: bool(flag_values.checkpoint
-                                                     or flag_values.saved_model))
+    cli.run(main, "evaluate")

@@ -299,6 +299,9 @@ def main(argv):
         return EXIT_BAD_INPUT
     # TF's SavedModel writer logs every renamed captured resource at INFO: cli.run keeps absl
     # at WARNING unless --verbosity is given.
+    from memnet_tf import cli
+
+    cli.import_tensorflow_quietly()
     import tensorflow as tf
 
     from memnet_tf.models import loading

@@ -582,6 +582,7 @@ def main(argv):
         if not FLAGS.output_boxes and not FLAGS.output_video:
             print("note: no --output_boxes or --output_video: nothing will be saved (only this "
                   "summary is printed)")
+        cli.import_tensorflow_quietly()
         from memnet_tf.tracking import tracker as tracker_lib
 
         tracker = tracker_lib.factory_from_flags(FLAGS)()

@@ -113,6 +113,7 @@ def main(argv):
     if conflict:
         _fail(conflict)
 
+    cli.import_tensorflow_quietly()
     import tensorflow as tf  # after flag parsing: `--help` stays fast
 
     import keras
