@@ -23,7 +23,13 @@ setup(
     ],
     extras_require={
         # got10k: the score-equality tests compare our metrics with the toolkit itself.
-        "test": ["pytest>=7", "got10k"],
+        # ai-edge-litert: the LiteRT export/runtime tests (a ~22 MB wheel from PyPI).
+        "test": ["pytest>=7", "got10k", "ai-edge-litert"],
+        # LiteRT runtime for `--litert=DIR` and `export --format=litert`.
+        "litert": ["ai-edge-litert"],
+        # benchmarks/track_speed.py's PyTorch peers. Pinned: a plain `torch` pulls a
+        # multi-GB CUDA build; 2.13.0 resolves to the CPU wheel on this project's machines.
+        "bench": ["torch==2.13.0"],
         # The got10k toolkit, used to cross-check our scores and as an experiment runner.
         "got10k": ["got10k"],
     },

@@ -154,7 +154,9 @@ def track_all(trackers: dict, pairs, results_dir: str, log=None) -> list[dict]:
             rows.append({"run": name, "dataset": dataset, "sequence": sequence.name,
                          "frames": sequence.num_frames, "AUC": score["success_auc"],
                          "prec": score["precision"],
-                         "fps": steady_fps(times) if len(times) > 1 else float("nan"),
+                         # The static box does no work: its "speed" means nothing.
+                         "fps": steady_fps(times) if len(times) > 1 and name != STATIC
+                         else "-",
                          **summarise(recorders[-1].records if recorders else [])})
             if log:
                 log(f"{name} {sequence.name}: AUC {score['success_auc']:.3f} "
@@ -210,6 +212,9 @@ def format_report(rows: list[dict], title: str, machine: str) -> str:
     def cell(value):
         return f"{value:.3f}" if isinstance(value, float) else str(value)
 
+    for row in rows:
+        if isinstance(row.get("fps"), float):
+            row["fps"] = f"{row['fps']:.1f}"
     columns = ["run", "sequence", "frames", "AUC", "prec", "fps", "gates", "r", "|rT|/|T0|",
                "max w_r"]
     lines = [f"# {title}", f"# {machine}",
@@ -219,9 +224,12 @@ def format_report(rows: list[dict], title: str, machine: str) -> str:
     for variant, seeds in variants.items():
         aucs = [a for a, _ in seeds.values()]
         precs = [p for _, p in seeds.values()]
-        summary.append([variant, str(len(seeds)),
-                        f"{sum(aucs) / len(aucs):.3f}", f"+-{spread(aucs):.3f}",
-                        f"{sum(precs) / len(precs):.3f}", f"+-{spread(precs):.3f}",
+        several = len(seeds) > 1
+        summary.append([variant, str(len(seeds)) if seeds != {None: seeds.get(None)} else "-",
+                        f"{sum(aucs) / len(aucs):.3f}",
+                        f"+-{spread(aucs):.3f}" if several else "-",
+                        f"{sum(precs) / len(precs):.3f}",
+                        f"+-{spread(precs):.3f}" if several else "-",
                         " ".join(f"{a:.3f}" for a in aucs)])
     lines.append(text_table(["variant", "seeds", "mean AUC", "spread", "mean prec", "spread",
                              "AUC per seed"], summary))

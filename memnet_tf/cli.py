@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -45,9 +46,9 @@ GROUP_TITLES = {
     "export": "export",
     "other": "other memnet_tf flags",
 }
-_LOAD_FLAGS = ("checkpoint", "saved_model")
-_HELP_PREFIXES = {"track:": "track_io", "evaluate:": "evaluate", "export:": "export",
-                  "train:": "train"}
+_LOAD_FLAGS = ("checkpoint", "saved_model", "litert")
+_HELP_PREFIXES = {"track": "track_io", "evaluate": "evaluate", "export": "export",
+                  "train": "train"}
 # Flags serving a command outside their dataclass group.
 _ALSO = {"dataset": ("evaluate",)}
 
@@ -72,8 +73,10 @@ def flag_group(flag) -> str:
     for group, cls in config_lib.CONFIG_CLASSES.items():
         if flag.name in {field.name for field in dataclasses.fields(cls)}:
             return group
+    # absl puts an enum's values first: "<a|b>: evaluate: ...".
+    text = re.sub(r"^<[^>]*>:\s*", "", flag.help or "")
     for prefix, group in _HELP_PREFIXES.items():
-        if (flag.help or "").startswith(prefix):
+        if re.match(rf"{prefix}( \([^)]*\))?:", text):
             return group
     return "other"
 

@@ -20,7 +20,8 @@ BACKBONES = ("memtrack_alexnet", "siamfc_alexnet")
 RESPONSE_HEADS = ("batchnorm", "scale")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 TRAIN_DATASETS = ("synthetic", "tfrecord")
-BENCHMARKS = ("otb100", "otb2013", "vot", "got10k", "lasot")
+BENCHMARKS = ("otb100", "otb2013", "otb", "uav123", "vot", "vot2016", "vot2018", "vot2019",
+              "got10k", "lasot")
 DATASETS = TRAIN_DATASETS + BENCHMARKS
 
 

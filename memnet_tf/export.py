@@ -1,6 +1,8 @@
 """Exports a trained MemTrack as a SavedModel with `initialize` and `step` signatures.
 
     python -m memnet_tf.export --checkpoint=runs/quickstart --export_dir=exports/quickstart
+    python -m memnet_tf.export --checkpoint=runs/quickstart --export_dir=exports/q_litert \
+        --format=litert           (LiteRT .tflite models; see models/litert.py)
 
 The export is the network only: crops in, responses and the recurrent state out. Cropping, the
 scale search and the box update stay in the tracker (`tracking/tracker.py`), which runs the same
@@ -13,6 +15,8 @@ Signatures (every batch dimension free; images float32 in [0, 1]):
     step(exemplar [1 or B, E, E, 3], search [B, S, S, 3], <the nine state fields>)
         -> {response [B, R, R], <the nine new state fields>,
             attention [B, L, L], residual_gate [B, C], read_strength [B, 1]}
+    search_step(search [B, S, S, 3], <the nine state fields>)     (only without memory)
+        -> {response [B, R, R], <the nine state fields, unchanged>}
 
 A step's state outputs are fed back under the same names at the next frame. The three
 diagnostics exist only with memory (`--use_memory`); the SiamFC mode's state passes through.
@@ -86,6 +90,9 @@ def make_export_module(model):
     def step(exemplar, search, **state):
         return step_outputs(*model.step(exemplar, search, states.from_dict(state)))
 
+    def search_step(search, **state):
+        return step_outputs(*model.step(None, search, states.from_dict(state)))
+
     module = tf.Module()
     module.model = model  # tracks every variable of the model
     module.initialize = tf.function(initialize)
@@ -95,6 +102,11 @@ def make_export_module(model):
         "step": module.step.get_concrete_function(exemplar_spec, search_spec,
                                                   **states.to_dict(state_specs)),
     }
+    if not cfg.use_memory:
+        # The SiamFC mode never writes: its tracker crops and encodes no exemplar.
+        module.search_step = tf.function(search_step)
+        signatures["search_step"] = module.search_step.get_concrete_function(
+            search_spec, **states.to_dict(state_specs))
     return module, signatures
 
 
@@ -194,6 +206,11 @@ def verify_export(model, export_dir: str, seed: int = 0, batch_size: int = 3,
                        **{name: exported[name] for name in states.MemTrackState._fields})
         worst = max(worst, _compare(reference, outputs, f"step {frame + 1}"))
         exported = {name: outputs[name] for name in states.MemTrackState._fields}
+    if "search_step" in loaded.signatures:
+        search = crops(batch_size, cfg.search_size)
+        reference = step_outputs(*tf.function(model.step)(None, search, expected))
+        outputs = loaded.signatures["search_step"](search=search, **exported)
+        worst = max(worst, _compare(reference, outputs, "search_step"))
     if worst > tolerance:
         raise AssertionError(f"{export_dir}: the reloaded export differs from the model by "
                              f"{worst:g} (tolerance {tolerance:g})")
@@ -313,6 +330,8 @@ def main(argv):
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     track_config = config_lib.track_config_from_flags(run_flag_values)
+    if FLAGS.format == "litert":
+        return _export_litert_main(model, checkpoint, track_config)
     print(f"exporting {checkpoint} -> {FLAGS.export_dir}")
     try:
         metadata = export_saved_model(
@@ -325,6 +344,31 @@ def main(argv):
     print(f"verified: reloaded signatures match the model (max difference "
           f"{metadata['max_abs_difference']:.2g})")
     print(f"SavedModel: {os.path.abspath(FLAGS.export_dir)} (signatures: initialize, step)")
+    return 0
+
+
+def _export_litert_main(model, checkpoint: str, track_config) -> int:
+    """`--format=litert`: the LiteRT models, batch fixed to the run's number of scales."""
+    from memnet_tf.models import litert
+
+    try:
+        litert.import_interpreter()  # the export is verified with LiteRT before it is kept
+    except ImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"exporting {checkpoint} -> {FLAGS.export_dir} (LiteRT, "
+          f"{track_config.num_scales} scales)")
+    try:
+        metadata = litert.export_litert(
+            model, FLAGS.export_dir, track_config.num_scales,
+            metadata={"source_checkpoint": os.path.abspath(checkpoint),
+                      "track_config": dataclasses.asdict(track_config)})
+    except (FileExistsError, PermissionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"verified: LiteRT models match the model within "
+          f"{metadata['max_abs_difference']:.2g}")
+    print(f"LiteRT: {os.path.abspath(FLAGS.export_dir)} ({', '.join(metadata['files'].values())})")
     return 0
 
 

@@ -56,8 +56,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     # Data
     flags.DEFINE_enum("dataset", d.dataset, config_lib.DATASETS,
                       "train: 'synthetic' (built-in videos) or 'tfrecord' (shards made by "
-                      "tools/build_tfrecords.py in --data_dir). evaluate: a benchmark layout "
-                      "(otb100, otb2013, vot, got10k, lasot) or 'synthetic' (held-out clips).",
+                      "tools/build_tfrecords.py in --data_dir). evaluate: a benchmark (otb100, "
+                      "otb2013: complete sets only unless --allow_partial; otb: any folder of "
+                      "OTB-layout sequences; uav123; vot (one pass); vot2016/vot2018/vot2019 "
+                      "(supervised reset protocol, EAO); got10k; lasot) or 'synthetic' "
+                      "(held-out clips).",
                       **fv)
     flags.DEFINE_string("data_dir", d.data_dir, "Folder of TFRecord shards (dataset=tfrecord).",
                         **fv)
@@ -133,6 +136,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         "A run folder (latest checkpoint) or a checkpoint path; the model is "
                         "rebuilt from the flags.txt beside it.", **fv)
     flags.DEFINE_string("saved_model", "", "An exported SavedModel folder.", **fv)
+    flags.DEFINE_string("litert", "", "A LiteRT export folder (export --format=litert); "
+                        "needs ai-edge-litert.", **fv)
     flags.DEFINE_string("video", "", "track: a video file to track in.", **fv)
     flags.DEFINE_string("images", "", "track: a folder of frames (sorted by name).", **fv)
     flags.DEFINE_string("sequence", "", "track: an OTB or VOT sequence folder (with ground "
@@ -166,7 +171,26 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          **fv)
     flags.DEFINE_string("report_dir", "", "evaluate: where the JSON report and plots go "
                         "(default: <results_dir>/report).", **fv)
-    flags.DEFINE_string("export_dir", "", "export: the SavedModel folder to write.", **fv)
+    flags.DEFINE_enum("protocol", "", ["", "ope", "supervised"],
+                      "evaluate: 'ope' (one pass) or 'supervised' (VOT's reset experiment: "
+                      "re-initialise 5 frames after a failure; accuracy, robustness, EAO). "
+                      "Default: supervised for vot2016/vot2018/vot2019, ope otherwise.", **fv)
+    flags.DEFINE_boolean("allow_partial", False, "evaluate: score an OTB-100/OTB-2013 result "
+                         "set that lacks sequences, labelled 'partial (k/N)' (otherwise: list "
+                         "what is missing and exit 1).", **fv)
+    flags.DEFINE_boolean("attributes", False, "evaluate: print success AUC per attribute and "
+                         "draw one success plot per attribute (<report_dir>/attributes/).", **fv)
+    flags.DEFINE_enum("invalid_frames", "toolkit", ["toolkit", "exclude"],
+                      "evaluate (OPE): frames whose ground truth is no box (0,0,0,0 or NaN): "
+                      "'toolkit' counts them as the OTB toolkit and pysot do (success miss, "
+                      "precision hit); 'exclude' leaves them out. Their number is printed.", **fv)
+    flags.DEFINE_boolean("replace_first_box", False, "evaluate (OPE): score the ground truth "
+                         "instead of each results file's first box (got10k's ExperimentOTB "
+                         "rule; default: as written, as the OTB toolkit and pysot).", **fv)
+    flags.DEFINE_string("export_dir", "", "export: the folder to write.", **fv)
+    flags.DEFINE_enum("format", "saved_model", ["saved_model", "litert"], "export: a "
+                      "SavedModel, or LiteRT .tflite models with the batch fixed to "
+                      "--num_scales of the run.", **fv)
     flags.DEFINE_integer("final_eval_sequences", 0, "train: after training, track this many "
                          "held-out synthetic sequences and print their success AUC next to a "
                          "'box never moves' baseline (0 = off).", **fv)

@@ -1,6 +1,6 @@
 """Tracks one target through a video, a folder of frames or an OTB/VOT sequence.
 
-    python -m memnet_tf.track (--checkpoint=runs/x | --saved_model=exports/x)
+    python -m memnet_tf.track (--checkpoint=runs/x | --saved_model=exports/x | --litert=DIR)
         (--video=FILE | --images=DIR | --sequence=DIR) [--init_box=x,y,w,h] [--target=N]
         [--start_frame=K] [--lost_threshold=PSR]
         [--output_video=out.mp4 [--show_response]] [--output_boxes=out.txt]
@@ -563,10 +563,11 @@ def is_input_error(error: Exception) -> bool:
 def main(argv):
     if len(argv) > 1:
         raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if bool(FLAGS.checkpoint) == bool(FLAGS.saved_model):
+    if sum(bool(v) for v in (FLAGS.checkpoint, FLAGS.saved_model, FLAGS.litert)) != 1:
         # Checked here: absl's required-flag check cannot see an empty-string default.
-        raise cli.UsageError("give --checkpoint (a run folder or a checkpoint prefix) or "
-                             "--saved_model (an export folder), not both")
+        raise cli.UsageError("give --checkpoint (a run folder or a checkpoint prefix), "
+                             "--saved_model (an export folder) or --litert (a LiteRT export "
+                             "folder), exactly one")
     if FLAGS.show_response and not FLAGS.output_video:
         raise cli.UsageError("--show_response draws into the video: give --output_video=FILE")
     messages = []

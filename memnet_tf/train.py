@@ -86,10 +86,14 @@ def cached_datasets(model_cfg, data_cfg, train_cfg):
         data_cfg.feature_cache_augmentations, feature_cache.AUGMENTATION_SEED,
         progress=lambda line: print(line, flush=True)) for split in ("train", "val")}
     del encoder
+    need = data_cfg.time_steps + 2
     for split, cache in caches.items():
+        short = [cache.track_names[i] for i in range(cache.num_tracks)
+                 if cache.track_length(i) < need]
         print(f"feature cache ({split}): {cache.num_tracks} tracks, {cache.search.shape[0]} "
-              f"frames x {cache.augmentations} augmentations in {data_cfg.feature_cache}",
-              flush=True)
+              f"frames x {cache.augmentations} augmentations in {data_cfg.feature_cache}"
+              + (f"; {len(short)} track(s) shorter than {need} frames are never sampled: "
+                 f"{', '.join(short[:5])}" if short else ""), flush=True)
 
     def train_dataset(start_step):
         return feature_cache.make_dataset(caches["train"], data_cfg.time_steps, "train",

@@ -41,8 +41,12 @@ def test_each_command_lists_its_own_flags():
     assert {"checkpoint", "dataset", "dataset_root", "results_dir", "num_scales"} <= evaluate
     assert not evaluate & {"video", "output_video", "model_dir", "export_dir"}
     assert export >= {"checkpoint", "export_dir"} and not export & {"video", "model_dir"}
-    # Every memnet_tf flag is shown by at least one command.
-    every = {f.name for f in memnet_flags.this_module_flags(_flag_values())}
+    # Every memnet_tf flag is shown by at least one command, in a group of its own kind.
+    flags_defined = memnet_flags.this_module_flags(_flag_values())
+    assert [f.name for f in flags_defined if cli.flag_group(f) == "other"] == []
+    assert {f.name for f in flags_defined if cli.flag_group(f) == "load"} == {
+        "checkpoint", "saved_model", "litert"}
+    every = {f.name for f in flags_defined}
     assert every == train | track | evaluate | export
 
 

@@ -32,7 +32,7 @@ def _write_results(sequences, results_dir, tracker, noise, seed):
 
 def _printed_scores(stdout):
     lines = {}
-    for match in re.finditer(r"^(\S+): success_auc=(\d\.\d{3}) precision=(\d\.\d{3})",
+    for match in re.finditer(r"^(.+?): success_auc=(\d\.\d{3}) precision=(\d\.\d{3})",
                              stdout, re.M):
         lines[match.group(1)] = (float(match.group(2)), float(match.group(3)))
     return lines
@@ -45,18 +45,19 @@ def otb_results(tmp_path):
     results = tmp_path / "results"
     _write_results(sequences, results, "Good", noise=2, seed=0)
     _write_results(sequences, results, "Noisy", noise=15, seed=1)
-    # A results file with a line missing: reported with both counts, the rest still scored.
+    # A results file three lines short: reported with both counts, the rest still scored.
     bad = results / "Noisy" / "Couple.txt"
-    bad.write_text("\n".join(bad.read_text().splitlines()[:-1]) + "\n")
+    bad.write_text("\n".join(bad.read_text().splitlines()[:-3]) + "\n")
     return root, sequences, results
 
 
 def test_scores_existing_results_table_json_and_plots(otb_results, tmp_path):
     root, sequences, results = otb_results
     report_dir = tmp_path / "report"
-    run = _run("--dataset=otb100", f"--dataset_root={root}", f"--results_dir={results}",
+    run = _run("--dataset=otb", f"--dataset_root={root}", f"--results_dir={results}",
                f"--report_dir={report_dir}")
     assert run.returncode == 0, run.stderr
+    assert "otb_mini: 6 sequences" in run.stdout  # --dataset=otb is named after its folder
     printed = _printed_scores(run.stdout)
     assert set(printed) == {"Good", "Noisy"}
     expected = report.score_results(sequences, str(results), ["Good", "Noisy"])["trackers"]
@@ -65,7 +66,7 @@ def test_scores_existing_results_table_json_and_plots(otb_results, tmp_path):
         assert precision == pytest.approx(expected[name]["overall"]["precision"], abs=5e-4)
     assert printed["Good"][0] > printed["Noisy"][0]
     assert "sequences=5/6" in run.stdout and "sequences=6/6" in run.stdout
-    assert f"{results / 'Noisy' / 'Couple.txt'}: 139 lines of boxes but the sequence has 140 " \
+    assert f"{results / 'Noisy' / 'Couple.txt'}: 137 lines of boxes but the sequence has 140 " \
            "frames" in run.stderr
     saved = json.loads((report_dir / "scores.json").read_text())
     assert saved["trackers"]["Good"]["overall"]["success_auc"] == pytest.approx(
@@ -87,11 +88,18 @@ def test_otb2013_from_json_and_tracker_selection(otb_results, tmp_path):
     entries["Biker"] = dict(entries["Couple"])
     annotations = tmp_path / "OTB100.json"
     annotations.write_text(json.dumps(entries))
-    run = _run("--dataset=otb2013", f"--annotations={annotations}", f"--results_dir={results}",
-               "--trackers=Good", f"--report_dir={tmp_path / 'r2'}")
+    args = ("--dataset=otb2013", f"--annotations={annotations}", f"--results_dir={results}",
+            "--trackers=Good", f"--report_dir={tmp_path / 'r2'}")
+    run = _run(*args)
+    # 6 of OTB-2013's 51: not scored as OTB-2013, what is missing is listed.
+    assert run.returncode == 1
+    assert "Good: 6/51 sequences of OTB-2013; missing: Basketball, Bolt, Boy" in run.stderr
+    assert "Good" not in _printed_scores(run.stdout)
+    run = _run(*args, "--allow_partial")
     assert run.returncode == 0, run.stderr
     assert "OTB-2013: 6 sequences" in run.stdout
-    assert set(_printed_scores(run.stdout)) == {"Good"}
+    assert set(_printed_scores(run.stdout)) == {"Good partial (6/51)"}
+    assert "| Good partial (6/51) |" in run.stdout
 
 
 def test_usage_errors_are_clear(tmp_path):

@@ -56,7 +56,7 @@ def test_every_row_uses_folders_an_earlier_row_makes():
             root = "/".join(path.split("/")[:2]) if path.startswith("exports") else path
             assert any(root == m or root.startswith(m + "/") for m in made), (
                 f"{command}: --{flag}={path} is not made by an earlier row ({sorted(made)})")
-        made |= set(re.findall(r"--(?:model_dir|output|export_dir)=((?:runs|exports)/\w+)",
+        made |= set(re.findall(r"--(?:model_dir|output|output_dir|export_dir)=((?:runs|exports)/\w+)",
                                command))
     # The snippets use folders the rows make.
     for snippet in python_snippets():

@@ -293,10 +293,13 @@ def test_training_on_cached_features_end_to_end(shards, tmp_path):
                            cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     run = subprocess.run(common + [f"--model_dir={model_dir}", f"--init_backbone={backbone}",
-                                   "--train_steps=3", "--checkpoint_every=3"],
+                                   "--train_steps=3", "--checkpoint_every=3",
+                                   "--time_steps=11"],
                          cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "feature cache (train): 2 tracks, 26 frames x 2 augmentations" in run.stdout
+    # beta has 12 frames: too short for T = 11 (13 needed), said rather than silently unused.
+    assert "1 track(s) shorter than 13 frames are never sampled: beta" in run.stdout
     assert os.path.isfile(model_dir / "checkpoint")
     no_init = subprocess.run(common + [f"--model_dir={tmp_path / 'bad'}", "--train_steps=1"],
                              cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
@@ -326,6 +329,12 @@ def test_headline_pairs_seeds_and_reports_their_spread():
                            "mean AUC (2 seeds")
     assert f"spread +-{np.std(deltas, ddof=1):.3f}" in line
     assert "nothing to compare" in bench.headline({"memtrack": {0: (0.5, 0.5)}})
+    for row in rows:
+        row.update(dataset="d", frames=3, fps=12.345, gates="-", r="-", **{"|rT|/|T0|": "-",
+                                                                          "max w_r": "-"})
+    text = bench.format_report(rows, "title", "machine")
+    assert text.splitlines()[-1] == line and "12.3" in text
+    assert "| no_memory | 3     | 0.403" in text
 
 
 def test_run_folders_are_discovered_by_name(tmp_path):

@@ -161,7 +161,7 @@ def test_lasot_protocol_counts_absent_frames_as_failures(tmp_path):
 
 
 def test_lasot_and_otb_protocols_differ_only_where_the_rules_do(tmp_path):
-    # Without absent frames, `lasot` equals `otb` except for the first frame (kept vs replaced).
+    # Without absent frames, `lasot` equals `otb`; got10k's rule replaces the first box.
     rng = np.random.default_rng(22)
     root, results = tmp_path / "lasot", tmp_path / "results"
     truth = random_boxes(rng, 12, WIDTH, HEIGHT)
@@ -172,11 +172,14 @@ def test_lasot_and_otb_protocols_differ_only_where_the_rules_do(tmp_path):
     sequences = datasets.load_dataset("lasot", root=str(root))
     lasot = report.score_results(sequences, str(results), ["T"], "lasot")["trackers"]["T"]
     otb = report.score_results(sequences, str(results), ["T"], "otb")["trackers"]["T"]
+    got10k = report.score_results(sequences, str(results), ["T"], "otb",
+                                  replace_first_box=True)["trackers"]["T"]
     as_written = [_iou(b, g) for b, g in zip(boxes, truth)]
     replaced = [1.0] + as_written[1:]
     assert as_written[0] < 0.5
     assert lasot["overall"]["ao"] == pytest.approx(sum(as_written) / 12, abs=1e-12)
-    assert otb["overall"]["ao"] == pytest.approx(sum(replaced) / 12, abs=1e-12)
+    assert otb["overall"]["ao"] == pytest.approx(sum(as_written) / 12, abs=1e-12)
+    assert got10k["overall"]["ao"] == pytest.approx(sum(replaced) / 12, abs=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +200,7 @@ def test_otb_normalized_precision_and_sr75_match_loops(tmp_path):
 
     expected = {}
     for name, (truth, boxes) in raw.items():
-        scored = [truth[0]] + list(boxes[1:])  # OTB: the first result is the ground truth
+        scored = list(boxes)  # OTB toolkit / pysot: the results file as written
         # File numbers on both sides: the common 1-pixel shift cancels in every measure.
         expected[name] = _scores_by_hand([_iou(b, g) for b, g in zip(scored, truth)],
                                          [_centre_error(b, g) for b, g in zip(scored, truth)],
@@ -300,7 +303,8 @@ def test_renamed_results_and_times_score_as_got10k_experiment_otb(tmp_path):
         _write_rows(results / "renamed" / time_file, times[:, None])
 
     sequences = datasets.load_dataset("otb100", root=str(root))
-    ours = report.score_results(sequences, str(results), ["renamed"], "otb")["trackers"]
+    ours = report.score_results(sequences, str(results), ["renamed"], "otb",
+                                replace_first_box=True)["trackers"]
     mine = ours["renamed"]
     assert mine["errors"] == [] and mine["num_sequences"] == 4
 

@@ -222,9 +222,9 @@ def test_real_model_greyscale_varying_sizes_no_retrace_and_kept_state(tiny_model
         np.testing.assert_array_equal(
             tracker.state.read_weights.numpy(),
             np.tile(debug["read_weights"][debug["best_scale"]], (3, 1)))
+    # One compiled call per frame (crops, network, up-sampling, peak, kept state), traced once.
     assert tracker.frame_step_tracing_count == 1
     assert tracker._initialize_fn.experimental_get_tracing_count() == 1
-    assert tracker._keep_fn.experimental_get_tracing_count() == 1
 
 
 def test_one_backbone_call_for_the_searches_and_one_for_the_exemplar(tiny_model, monkeypatch):
@@ -242,6 +242,39 @@ def test_one_backbone_call_for_the_searches_and_one_for_the_exemplar(tiny_model,
     tracker.update(frame)  # traces the frame step
     tracker.update(frame)
     assert encoded == [(1, 127, 127, 3), (3, 255, 255, 3)]
+
+
+def test_siamfc_mode_encodes_no_exemplar(monkeypatch):
+    """Without memory nothing is written: only the searches are cropped and encoded."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    model = build_model(config_lib.ModelConfig(**TINY, use_memory=False, response_head="scale"))
+    tracker = MemTracker(model)
+    frame = blob_frame((50, 40), 96, 128)
+    tracker.init(frame, [42, 32, 16, 16])
+    encoded = []
+    original = model.encode
+
+    def recording_encode(images, training=False):
+        encoded.append(tuple(images.shape))
+        return original(images, training=training)
+
+    monkeypatch.setattr(model, "encode", recording_encode)
+    tracker.update(frame)
+    tracker.update(frame)
+    assert encoded == [(3, 255, 255, 3)]
+    assert tracker.frame_step_tracing_count == 1
+
+
+def test_score_is_the_winning_peak(tiny_model):
+    tracker = MemTracker(tiny_model)
+    frame = blob_frame((50, 40), 96, 128)
+    tracker.init(frame, [42, 32, 16, 16])
+    tracker.update(blob_frame((52, 41), 96, 128))
+    up = postprocess.upsample_responses(tracker.debug["responses"], 16)
+    assert tracker.debug["score"] == pytest.approx(up[tracker.debug["best_scale"]].max(),
+                                                   abs=1e-5)
 
 
 def test_siamfc_mode_state_never_changes():

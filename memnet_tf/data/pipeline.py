@@ -433,5 +433,12 @@ def make_dataset(data_cfg, model_cfg, split: str, seed: int | None = None,
         raise ValueError(f"dataset={data_cfg.dataset!r}: expected 'synthetic' or 'tfrecord'")
     to_example = functools.partial(make_example, geometry=geometry, data_cfg=data_cfg)
     examples = clips.map(lambda p, b, k: to_example(p, b, k), num_parallel_calls=tf.data.AUTOTUNE)
+    if split == "val" and data_cfg.dataset == "tfrecord":
+        # One clip per val track: a val split of fewer tracks than the batch (3 whole videos,
+        # say) is repeated until it fills one batch instead of giving no batch at all.
+        manifest = tfrecord.read_manifest(data_cfg.data_dir, split) or {"shards": []}
+        num_tracks = sum(len(shard["tracks"]) for shard in manifest["shards"])
+        if 0 < num_tracks < batch_size:
+            examples = examples.repeat(-(-batch_size // num_tracks))
     return examples.batch(batch_size, drop_remainder=True,
                           num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

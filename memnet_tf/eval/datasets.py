@@ -1,258 +1,33 @@
-"""Readers for tracking benchmarks (OTB, VOT, GOT-10k, LaSOT, pysot JSON) into `Sequence` records.
+"""Readers for tracking benchmarks (OTB folders, VOT, GOT-10k, LaSOT, pysot JSON) and
+`load_dataset`, the one place a dataset name becomes a list of `Sequence` records.
 
-Pixel convention. `Sequence.ground_truth` is always `[x, y, w, h]`, 0-based, top-left, in frame
-pixels (the got10k contract). OTB annotation files are 1-based (MATLAB): the OTB reader subtracts
-1 from x and y and sets `Sequence.one_based = True`. Results files, on the other hand, are written
-and read in the annotation files' own convention (`ope.py` adds the 1 back), exactly as the
-DaSiamRPN and OTB toolkits do, so that published raw results of other trackers can be scored
-unchanged. IoU and centre distance do not depend on a common shift, so scores are unaffected.
-
-Invalid frames. A frame is valid when its box is finite with w > 0 and h > 0 and the dataset
-does not flag the target as absent (GOT-10k `cover.label` = 0; LaSOT full occlusion or out of
-view). How invalid frames are scored is the protocol's business (`report.py`).
-
+`Sequence` and the shared file helpers are in `sequence.py` (re-exported here); benchmarks with
+their own module: `otb.py` (lists, attributes, the MATLAB toolkit's flat layout), `uav123.py`.
 Nothing here decodes an image except `load_frame`; scoring needs only the annotations.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import json
 import os
 import re
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 from absl import logging
 
-from memnet_tf.geometry import boxes as boxes_lib
+from memnet_tf.eval import otb, uav123
+from memnet_tf.eval.otb import OTB2013_FOLDERS, OTB_FRAME_RANGES  # noqa: F401 - re-exported
+from memnet_tf.eval.sequence import (  # noqa: F401 - re-exported: readers and callers use them
+    IMAGE_EXTENSIONS, DatasetError, Sequence, boxes_valid, canonical_name, list_images, load_frame,
+    polygons_to_boxes, read_box_file)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-
-# The 50 folders of OTB-2013 (CVPR 2013 benchmark). Jogging holds two targets, hence the
-# benchmark's 51 sequences. Same list as the got10k toolkit's `OTB.__otb13_seqs`.
-OTB2013_FOLDERS = (
-    "Basketball", "Bolt", "Boy", "Car4", "CarDark", "CarScale", "Coke", "Couple", "Crossing",
-    "David", "David2", "David3", "Deer", "Dog1", "Doll", "Dudek", "FaceOcc1", "FaceOcc2", "Fish",
-    "FleetFace", "Football", "Football1", "Freeman1", "Freeman3", "Freeman4", "Girl", "Ironman",
-    "Jogging", "Jumping", "Lemming", "Liquor", "Matrix", "Mhyang", "MotorRolling", "MountainBike",
-    "Shaking", "Singer1", "Singer2", "Skating1", "Skiing", "Soccer", "Subway", "Suv", "Sylvester",
-    "Tiger1", "Tiger2", "Trellis", "Walking", "Walking2", "Woman",
-)
-
-# OTB sequences whose annotation covers only part of the image folder, as
-# `(first, last)` 1-based positions in the sorted image list (inclusive). These are the cases
-# the got10k toolkit special-cases; others whose numbering starts late (BlurCar1 at 0247.jpg,
-# ...) ship only the annotated images, so the sorted list already lines up. Tiger1's OTB-2015
-# config skips 5 initial frames ("initOmit"); like got10k we do not.
-OTB_FRAME_RANGES = {
-    "David": (300, 770),
-    "Football1": (1, 74),
-    "Freeman3": (1, 460),
-    "Freeman4": (1, 283),
-    "Diving": (1, 215),
-}
-
-EVAL_DATASETS = ("otb100", "otb2013", "vot", "got10k", "lasot", "synthetic")
-
-
-class DatasetError(ValueError):
-    """A dataset file that cannot be read; the message names the file (and line)."""
-
-
-@dataclasses.dataclass
-class Sequence:
-    """One annotated video.
-
-    Attributes:
-        name: Unique sequence name; results are stored as `<name>.txt`.
-        image_files: Frame paths in order, `num_frames` of them (may be unchecked paths when
-            read from a JSON file).
-        ground_truth: `[num_frames, 4]` float64 boxes `[x, y, w, h]`, 0-based, top-left.
-        attributes: Sequence-level attribute tags (OTB `attrs.txt`, pysot `attr`, VOT tags).
-        valid: `[num_frames]` bool; computed from the boxes (and absence flags) when None.
-        one_based: True when the annotation file was 1-based and 1 was subtracted from x, y.
-            Results files keep the file convention: results = 0-based boxes + `pixel_offset`.
-        annotation_file: The file the ground truth came from, for messages.
-        annotation_lines: `[num_frames]` line number of each frame's box in `annotation_file`
-            (1-based), or None when the source has no lines (JSON).
-        polygons: `[num_frames, 8]` VOT rotated boxes `x1, y1, ..., x4, y4`, or None.
-        resolution: `(width, height)` of the frames when the dataset states it (GOT-10k).
-    """
-
-    name: str
-    image_files: list[str]
-    ground_truth: np.ndarray
-    attributes: tuple[str, ...] = ()
-    valid: np.ndarray | None = None
-    one_based: bool = False
-    annotation_file: str = ""
-    annotation_lines: np.ndarray | None = None
-    polygons: np.ndarray | None = None
-    resolution: tuple[int, int] | None = None
-
-    def __post_init__(self):
-        self.ground_truth = np.asarray(self.ground_truth, np.float64)
-        if self.ground_truth.ndim != 2 or self.ground_truth.shape[1] != 4:
-            raise DatasetError(f"{self.annotation_file or self.name}: ground truth must be "
-                               f"[num_frames, 4], got shape {self.ground_truth.shape}")
-        if self.image_files and len(self.image_files) != len(self.ground_truth):
-            raise DatasetError(f"{self.name}: {len(self.image_files)} images but "
-                               f"{len(self.ground_truth)} boxes")
-        box_valid = boxes_valid(self.ground_truth)
-        self.valid = box_valid if self.valid is None else np.asarray(self.valid, bool) & box_valid
-        self.attributes = tuple(self.attributes)
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.ground_truth)
-
-    @property
-    def pixel_offset(self) -> float:
-        """What results files add to 0-based x, y (1.0 for OTB's 1-based files)."""
-        return 1.0 if self.one_based else 0.0
-
-    def where(self, frame: int) -> str:
-        """`file:line` of frame `frame`'s annotation, for error messages."""
-        if self.annotation_lines is not None:
-            return f"{self.annotation_file}:{int(self.annotation_lines[frame])}"
-        return f"{self.annotation_file or '<memory>'}: sequence {self.name!r} box {frame}"
-
-
-def boxes_valid(boxes: np.ndarray) -> np.ndarray:
-    """True where a box is finite with positive width and height.
-
-    Args:
-        boxes: `[num_frames, 4]` boxes `[x, y, w, h]`.
-
-    Returns:
-        `[num_frames]` bool.
-    """
-    boxes = np.asarray(boxes, np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
-
-
-def polygons_to_boxes(polygons: np.ndarray) -> np.ndarray:
-    """Area-preserving axis-aligned boxes of VOT polygons, NaN where a polygon is unusable.
-
-    `geometry.boxes.polygon_to_xywh` (the got10k toolkit's rule) on every finite polygon with
-    a non-zero extent; the other rows (VOT marks absent targets with NaN) become NaN boxes,
-    i.e. invalid frames, instead of an error.
-
-    Args:
-        polygons: `[num_frames, 8]` corners `x1, y1, x2, y2, x3, y3, x4, y4`.
-
-    Returns:
-        `[num_frames, 4]` boxes `[x, y, w, h]`.
-    """
-    polygons = np.asarray(polygons, np.float64).reshape(-1, 8)
-    xs, ys = polygons[:, 0::2], polygons[:, 1::2]
-    with np.errstate(invalid="ignore"):
-        usable = (np.all(np.isfinite(polygons), axis=1)
-                  & (xs.max(axis=1) > xs.min(axis=1)) & (ys.max(axis=1) > ys.min(axis=1)))
-    boxes = np.full((len(polygons), 4), np.nan)
-    if usable.any():
-        boxes[usable] = boxes_lib.polygon_to_xywh(polygons[usable], method="got10k")
-    return boxes
-
-
-def load_frame(path: str) -> np.ndarray:
-    """Reads one frame as RGB.
-
-    Args:
-        path: An image file (greyscale images are expanded to 3 channels).
-
-    Returns:
-        `[height, width, 3]` uint8 RGB.
-
-    Raises:
-        FileNotFoundError: `path` does not exist.
-        ValueError: `path` exists but is not a readable image.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: frame file not found")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: not a readable image (corrupt or unsupported format)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def read_box_file(path: str, widths: tuple[int, ...] = (4,)) -> tuple[np.ndarray, np.ndarray]:
-    """Reads one box per line, values separated by commas, tabs and/or spaces (OTB mixes them).
-
-    Blank lines and `#` comment lines (the header of `track --output_boxes`) are skipped (like
-    `np.loadtxt`). `nan` is accepted: it marks an invalid frame.
-
-    Args:
-        path: The text file.
-        widths: Accepted numbers of values per line; all lines must have the same one.
-
-    Returns:
-        `([num_lines, width] float64 values, [num_lines] 1-based line numbers)`.
-
-    Raises:
-        FileNotFoundError: `path` does not exist.
-        DatasetError: a line is not numeric or has the wrong number of values; the message
-            names `path:line`.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: file not found")
-    rows, line_numbers = [], []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            fields = [v for v in re.split(r"[,;\s]+", text) if v]
-            try:
-                values = [float(v) for v in fields]
-            except ValueError:
-                raise DatasetError(f"{path}:{number}: not a list of numbers: {text!r}") from None
-            expected = len(rows[0]) if rows else None
-            if len(values) not in widths or (expected and len(values) != expected):
-                want = expected or " or ".join(str(w) for w in widths)
-                raise DatasetError(f"{path}:{number}: expected {want} values, found "
-                                   f"{len(values)}: {text!r}")
-            rows.append(values)
-            line_numbers.append(number)
-    if not rows:
-        raise DatasetError(f"{path}: empty file, no boxes")
-    return np.asarray(rows, np.float64), np.asarray(line_numbers, np.int64)
-
-
-def list_images(folder: str) -> list[str]:
-    """Sorted image files of `folder`; raises when a numbered frame is missing.
-
-    Args:
-        folder: A folder of frames named by number (`0001.jpg` ...) or by anything sortable.
-
-    Returns:
-        Full paths, sorted by name.
-
-    Raises:
-        FileNotFoundError: `folder` does not exist.
-        DatasetError: no images, or the numbering has a gap (names the missing file).
-    """
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{folder}: image folder not found")
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
-    if not names:
-        raise DatasetError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
-    if all(os.path.splitext(n)[0].isdigit() for n in names):
-        # Numeric order, so `10.jpg` follows `9.jpg` when names are not zero-padded.
-        names.sort(key=lambda n: int(os.path.splitext(n)[0]))
-        stems = [os.path.splitext(n)[0] for n in names]
-        numbers = [int(stem) for stem in stems]
-        for previous, current, name in zip(numbers, numbers[1:], names[1:]):
-            if current != previous + 1:
-                width = len(stems[0])
-                missing = f"{previous + 1:0{width}d}{os.path.splitext(name)[1]}"
-                raise DatasetError(f"{os.path.join(folder, missing)}: missing frame file (the "
-                                   f"images jump from {previous} to {current})")
-    return [os.path.join(folder, n) for n in names]
+EVAL_DATASETS = ("otb100", "otb2013", "otb", "uav123", "vot", "vot2016", "vot2018", "vot2019",
+                 "got10k", "lasot", "synthetic")
+VOT_YEARS = ("vot2016", "vot2018", "vot2019")
+# Per-frame tags of the VOT challenges (files `<tag>.tag` / `<tag>.label`, pysot JSON keys).
+VOT_TAGS = ("camera_motion", "illum_change", "motion_change", "size_change", "occlusion")
 
 
 def _report(errors: list[str] | None, error: Exception) -> None:
@@ -273,11 +48,6 @@ def _read_attributes(path: str) -> tuple[str, ...]:
 def _subdirectories(root: str) -> list[str]:
     return sorted(d for d in os.listdir(root)
                   if not d.startswith(".") and os.path.isdir(os.path.join(root, d)))
-
-
-def canonical_name(name: str) -> str:
-    """Case- and separator-insensitive sequence key: `Jogging-1`, `jogging_1` -> `jogging.1`."""
-    return re.sub(r"[-_.]", ".", name.lower())
 
 
 def in_otb2013(name: str) -> bool:
@@ -350,11 +120,15 @@ def _read_otb_folder(seq_dir, folder, frame_ranges) -> list[Sequence]:
             logging.info("%s: %d images, %d boxes; using the first %d frames", seq_dir,
                          len(images), len(boxes), len(boxes))
         boxes[:, :2] -= 1.0  # OTB files are 1-based (MATLAB); make them 0-based.
-        name = folder if len(anno_files) == 1 else f"{folder}.{index}"
+        # The target number comes from the file name (`groundtruth_rect.2.txt`): Human4's
+        # `.1` is empty, so its one target is `Human4`, also known as `Human4.2`.
+        number = re.search(r"\.(\d+)\.txt$", anno_file)
+        target = f"{folder}.{number.group(1)}" if number else f"{folder}.{index}"
+        name = folder if len(anno_files) == 1 else target
         sequences.append(Sequence(
             name=name, image_files=images[:len(boxes)], ground_truth=boxes,
             attributes=attributes, one_based=True, annotation_file=anno_file,
-            annotation_lines=lines))
+            annotation_lines=lines, aliases=(target,) if number else ()))
     return sequences
 
 
@@ -588,10 +362,17 @@ def read_pysot_json(path: str, root: str | None = None, one_based: bool = False,
     if not isinstance(entries, dict):
         raise DatasetError(f"{path}: expected an object {{sequence: {{...}}}}")
     root = os.path.dirname(os.path.abspath(path)) if root is None else root
+    # An entry's `name` is an alias only when no other entry has it (`jogging_1` and
+    # `jogging_2` are both named `Jogging`; `human4_2` alone is `Human4`).
+    names = [str(e.get("name", "")).lower() for e in entries.values() if isinstance(e, dict)]
     sequences = []
     for key, entry in entries.items():
         try:
-            sequences.append(_read_json_entry(path, root, key, entry, one_based))
+            sequence = _read_json_entry(path, root, key, entry, one_based)
+            alias = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(alias, str) and alias and names.count(alias.lower()) == 1:
+                sequence.aliases = tuple(dict.fromkeys((*sequence.aliases, alias)))
+            sequences.append(sequence)
         except DatasetError as error:
             _report(errors, error)
     return sequences
@@ -639,9 +420,20 @@ def _read_json_entry(path, root, key, entry, one_based) -> Sequence:
             valid = np.asarray(flags, np.float64) == 1  # pysot: 1 = target present
         except (TypeError, ValueError):
             raise DatasetError(f"{where}: 'absent' holds non-numeric values") from None
+    attributes = list(entry.get("attr", ()))
+    for tag in VOT_TAGS:  # pysot's VOT JSON: one 0/1 list per tag, empty when untagged
+        flags = entry.get(tag)
+        if isinstance(flags, list) and any(bool(f) for f in flags):
+            attributes.append(tag)
+    resolution = None
+    if "width" in entry and "height" in entry:
+        try:
+            resolution = (int(entry["width"]), int(entry["height"]))
+        except (TypeError, ValueError):
+            raise DatasetError(f"{where}: 'width'/'height' are not integers") from None
     return Sequence(name=key, image_files=images, ground_truth=boxes,
-                    attributes=tuple(entry.get("attr", ())), valid=valid, one_based=one_based,
-                    annotation_file=path, polygons=polygons)
+                    attributes=tuple(attributes), valid=valid, one_based=one_based,
+                    annotation_file=path, polygons=polygons, resolution=resolution)
 
 
 def load_dataset(name: str, root: str | None = None, annotations: str | None = None,
@@ -650,9 +442,13 @@ def load_dataset(name: str, root: str | None = None, annotations: str | None = N
 
     Args:
         name: One of `EVAL_DATASETS`. `otb2013` is the 51-sequence subset of the OTB-100 tree
-            or JSON; `synthetic` is plain OTB layout (held-out clips written by the data module).
+            or JSON; `otb` is any folder of OTB-layout sequences (no completeness rule);
+            `synthetic` is plain OTB layout (held-out clips written by the data module);
+            `uav123` is UAV123's `anno/` + `data_seq/` layout; `vot2016|vot2018|vot2019` read
+            like `vot` (their protocol differs).
         root: The dataset's root folder (required unless `annotations` is given; with a JSON it
-            is the folder image paths are relative to).
+            is the folder image paths are relative to). An OTB root holding the MATLAB
+            toolkit's flat `anno/` folder is read as that layout.
         annotations: A pysot-style JSON file instead of the folder layout.
         errors: When a list, per-sequence problems are appended and those sequences skipped;
             when None, the first problem raises.
@@ -662,14 +458,24 @@ def load_dataset(name: str, root: str | None = None, annotations: str | None = N
     """
     if name not in EVAL_DATASETS:
         raise ValueError(f"dataset={name!r}: expected one of {EVAL_DATASETS}")
-    otb_like = name in ("otb100", "otb2013", "synthetic")
+    otb_like = name in ("otb100", "otb2013", "otb", "synthetic", "uav123")
     if annotations:
         sequences = read_pysot_json(annotations, root=root or None, one_based=otb_like,
                                     errors=errors)
         return [s for s in sequences if in_otb2013(s.name)] if name == "otb2013" else sequences
     if not root:
         raise ValueError(f"dataset={name!r}: give a dataset root folder or an annotations JSON")
+    if name == "uav123":
+        return uav123.read_uav123(root, errors=errors)
     if otb_like:
-        return read_otb(root, subset=in_otb2013 if name == "otb2013" else None, errors=errors)
-    readers = {"vot": read_vot, "got10k": read_got10k, "lasot": read_lasot}
-    return readers[name](root, errors=errors)
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"{root}: OTB dataset root not found")
+        subset = in_otb2013 if name == "otb2013" else None
+        if otb.has_flat_annotations(root):
+            sequences = otb.read_flat(root, errors=errors)
+            return [s for s in sequences if subset is None or subset(s.name)]
+        sequences = read_otb(root, subset=subset, errors=errors)
+        otb.attach_attribute_flags(root, sequences)
+        return sequences
+    readers = {"got10k": read_got10k, "lasot": read_lasot}
+    return readers.get(name, read_vot)(root, errors=errors)

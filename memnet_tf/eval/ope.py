@@ -180,13 +180,16 @@ def _init_worker(tracker_factory: Callable[[], object]) -> None:
     _WORKER_TRACKER = tracker_factory()
 
 
-def _run_in_worker(sequence: Sequence, results_dir: str, tracker_name: str) -> float:
-    return _track_and_record(_WORKER_TRACKER, sequence, results_dir, tracker_name)
+def _run_in_worker(track_and_record, sequence: Sequence, results_dir: str,
+                   tracker_name: str) -> float:
+    return track_and_record(_WORKER_TRACKER, sequence, results_dir, tracker_name)
 
 
 def run_ope(tracker_factory: Callable[[], object], sequences: SequenceType[Sequence],
             results_dir: str, tracker_name: str, num_workers: int = 1,
-            progress: bool = True, provenance: dict | None = None) -> dict:
+            progress: bool = True, provenance: dict | None = None,
+            track_and_record: Callable | None = None,
+            results_file: Callable[[str, str, Sequence], str] | None = None) -> dict:
     """Runs one-pass evaluation, skipping sequences whose results are already complete.
 
     Args:
@@ -199,6 +202,11 @@ def run_ope(tracker_factory: Callable[[], object], sequences: SequenceType[Seque
         progress: Log one line per sequence.
         provenance: what the tracker is (`claim_results_folder`); when given, results of
             another tracker in the same folder are an error instead of being resumed.
+        track_and_record: `(tracker, sequence, results_dir, tracker_name) -> fps`, a top-level
+            function (picklable) that tracks one sequence under another protocol and writes
+            its files (`vot_supervised.track_and_record`); default one pass.
+        results_file: `(results_dir, tracker_name, sequence) -> path` of the file whose
+            `num_frames` lines mark a finished sequence (goes with `track_and_record`).
 
     Returns:
         `{"completed": [names], "skipped": [names already complete], "failed": {name: message}}`.
@@ -208,11 +216,12 @@ def run_ope(tracker_factory: Callable[[], object], sequences: SequenceType[Seque
         raise ValueError(f"num_workers={num_workers}: expected >= 1")
     if provenance is not None:
         claim_results_folder(results_dir, tracker_name, provenance)
+    track_and_record = track_and_record or _track_and_record
+    results_file = results_file or (lambda root, name, seq: results_path(root, name, seq.name))
     summary = {"completed": [], "skipped": [], "failed": {}}
     todo = []
     for sequence in sequences:
-        if is_complete(results_path(results_dir, tracker_name, sequence.name),
-                       sequence.num_frames):
+        if is_complete(results_file(results_dir, tracker_name, sequence), sequence.num_frames):
             summary["skipped"].append(sequence.name)
         else:
             todo.append(sequence)
@@ -234,7 +243,7 @@ def run_ope(tracker_factory: Callable[[], object], sequences: SequenceType[Seque
         tracker = tracker_factory() if todo else None
         for index, sequence in enumerate(todo, start=1):
             try:
-                outcome = _track_and_record(tracker, sequence, results_dir, tracker_name)
+                outcome = track_and_record(tracker, sequence, results_dir, tracker_name)
             except (TrackingError, OSError) as error:
                 outcome = error
             record(index, sequence, outcome)
@@ -244,7 +253,8 @@ def run_ope(tracker_factory: Callable[[], object], sequences: SequenceType[Seque
     with concurrent.futures.ProcessPoolExecutor(
             max_workers=min(num_workers, len(todo)), mp_context=context,
             initializer=_init_worker, initargs=(tracker_factory,)) as pool:
-        futures = {pool.submit(_run_in_worker, s, results_dir, tracker_name): s for s in todo}
+        futures = {pool.submit(_run_in_worker, track_and_record, s, results_dir, tracker_name): s
+                   for s in todo}
         for index, future in enumerate(concurrent.futures.as_completed(futures), start=1):
             try:
                 outcome = future.result()

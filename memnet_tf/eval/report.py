@@ -8,52 +8,56 @@ use for OTB names (`Jogging-1`, `jogging_1`, `fleetFace`) are found too. Times:
 `<seq>_time.txt` beside the boxes, or got10k's `times/<seq>_time.txt`.
 
 Protocols (how frames count; the metric definitions are in `metrics.py`):
-- `otb` (OTB-2013/100, VOT as one-pass, synthetic): every frame; the first result is replaced by
-  the ground truth (got10k does); per-sequence curves averaged over sequences.
-- `lasot`: like `otb` but frames where the target is absent count as failures (pysot), and the
-  first result is kept as written.
+- `otb` (OTB-2013/100, any OTB folder, UAV123, VOT as one-pass, synthetic): every frame, the
+  results file as written (the OTB toolkit and pysot; `replace_first_box` = got10k's rule of
+  scoring the ground truth in frame 1); per-sequence curves averaged over sequences. Frames
+  whose ground truth is no box (`0,0,0,0` as in Board's last frame, NaN as in UAV123) count as
+  the OTB toolkit and pysot count them, a success miss and a precision hit (or are excluded,
+  `invalid_frames="exclude"`); how many there were is reported either way.
+- `lasot`: like `otb` but frames where the target is absent count as failures (pysot).
 - `got10k`: the first frame is dropped, only frames with the target visible count, boxes are
   clipped to the frame (`Sequence.resolution`), and frames are pooled over all sequences.
+VOT's supervised (reset) experiment is `vot_supervised.py`.
 
-Agreement with the toolkits. On the same boxes, `otb` equals got10k's `ExperimentOTB.report`
-and `got10k` equals `ExperimentGOT10k.report` (AO, SR@0.5, speed), which tests check. got10k is
-itself checked against published raw results; we hold none on disk, so that step is not
-repeated here. Known differences from other toolkits, all on invalid ground truth only: the
-OTB MATLAB toolkit and pysot count a frame with a zero-size box as a precision *hit* (error
--1), got10k and we measure its centre error as for any box; pysot's precision also counts
-frames whose ground-truth centre has a coordinate <= 0 as hits. VOT is scored here as one-pass
-OPE on the axis-aligned boxes, not with the VOT EAO / re-initialisation protocol.
+Results files are found and lined up with the ground truth by `result_files.py` (released
+spellings of names; one line short = common length; Tiger1's two frame ranges).
+
+Agreement with the toolkits. On published OTB-100 raw results (`../shared/data/published/`)
+`otb` equals pysot's `OPEBenchmark` to the 4 decimals of its README; with `replace_first_box`
+it equals got10k's `ExperimentOTB.report`, and `got10k` equals `ExperimentGOT10k.report` (AO,
+SR@0.5, speed), which tests check. got10k itself measures the centre error of a `0,0,0,0`
+ground truth like any box (a miss); pysot's precision also counts frames whose ground-truth
+centre has a coordinate <= 0 as hits.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
-import io
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Sequence as SequenceType
 
 import numpy as np
 from absl import logging
 
 from memnet_tf import config as config_lib
-from memnet_tf.eval import metrics
-from memnet_tf.eval.datasets import DatasetError, Sequence, read_box_file
+from memnet_tf.eval import metrics, otb
+from memnet_tf.eval.result_files import (  # noqa: F401 - re-exported
+    ResultLength, ResultsError, find_result_files, read_results, read_times)
+from memnet_tf.eval.sequence import Sequence
 
 PROTOCOLS = ("otb", "lasot", "got10k")
-DATASET_PROTOCOLS = {"otb100": "otb", "otb2013": "otb", "synthetic": "otb", "vot": "otb",
-                     "lasot": "lasot", "got10k": "got10k"}
+DATASET_PROTOCOLS = {"otb100": "otb", "otb2013": "otb", "otb": "otb", "synthetic": "otb",
+                     "uav123": "otb", "vot": "otb", "lasot": "lasot", "got10k": "got10k"}
+INVALID_FRAME_RULES = ("toolkit", "exclude")
+_INVALID_RULE_TEXT = {"toolkit": "counted as the OTB toolkit does (success miss, precision hit)",
+                      "exclude": "excluded"}
 _PRECISION_INDEX = int(np.argmin(np.abs(metrics.CENTER_ERROR_THRESHOLDS
                                         - metrics.PRECISION_THRESHOLD)))
 _NORMALIZED_INDEX = int(np.argmin(np.abs(metrics.NORMALIZED_ERROR_THRESHOLDS
                                          - metrics.NORMALIZED_PRECISION_THRESHOLD)))
-
-
-class ResultsError(ValueError):
-    """A results file that cannot be scored; the message names the file (and line)."""
 
 
 @dataclasses.dataclass
@@ -64,85 +68,6 @@ class _Frames:
     errors: np.ndarray  # [num_counted_frames] centre error, pixels
     normalized_errors: np.ndarray  # [num_counted_frames]
     times: np.ndarray  # [num_timed_frames] seconds, > 0
-
-
-def result_name_candidates(name: str) -> list[str]:
-    """File stems other toolkits use for sequence `name`, the exact name first.
-
-    The target number of two-target sequences is spelled `Jogging.1` (got10k), `Jogging-1`
-    (pysot) or `Jogging_1`, whichever way the dataset itself spells it; then with a lower-case
-    first letter or all lower case.
-    """
-    stems = [name]
-    match = re.fullmatch(r"(.+)[.\-_](\d+)", name)
-    if match:
-        stems += [f"{match.group(1)}{separator}{match.group(2)}" for separator in ".-_"]
-    for stem in list(stems):
-        stems += [stem[:1].lower() + stem[1:], stem.lower()]
-    return list(dict.fromkeys(stems))
-
-
-def find_result_files(results_dir: str, tracker: str, name: str) -> list[str]:
-    """Results files of `tracker` on sequence `name` (one, or got10k's repetitions).
-
-    Returns:
-        Paths; empty when none exists.
-    """
-    tracker_dir = os.path.join(results_dir, tracker)
-    for stem in result_name_candidates(name):
-        path = os.path.join(tracker_dir, f"{stem}.txt")
-        if os.path.isfile(path):
-            return [path]
-        repetitions = sorted(glob.glob(os.path.join(glob.escape(tracker_dir), stem,
-                                                    f"{glob.escape(stem)}_[0-9]*.txt")))
-        if repetitions:
-            return repetitions
-    return []
-
-
-def read_results(path: str, num_frames: int) -> np.ndarray:
-    """Reads one results file and checks it has one box per frame.
-
-    Args:
-        path: Text file, one `x,y,w,h` per line (commas, tabs or spaces; `nan` allowed); extra
-            columns (`track --output_boxes`' peak and psr) are ignored, `#` lines skipped.
-        num_frames: The sequence's number of frames.
-
-    Returns:
-        `[num_frames, 4]` float64 boxes as written (file pixel convention).
-
-    Raises:
-        ResultsError: bad line (names `path:line`) or wrong line count (names both counts).
-    """
-    try:
-        boxes, _ = read_box_file(path, widths=(4, 5, 6))
-    except DatasetError as error:
-        raise ResultsError(str(error)) from None
-    boxes = boxes[:, :4]
-    if len(boxes) != num_frames:
-        raise ResultsError(f"{path}: {len(boxes)} lines of boxes but the sequence has "
-                           f"{num_frames} frames (one line per frame expected)")
-    return boxes
-
-
-def read_times(results_dir: str, tracker: str, name: str) -> np.ndarray:
-    """Per-frame seconds of `tracker` on `name` (positive ones), or an empty array."""
-    tracker_dir = os.path.join(results_dir, tracker)
-    for stem in result_name_candidates(name):
-        for path in (os.path.join(tracker_dir, f"{stem}_time.txt"),
-                     os.path.join(tracker_dir, "times", f"{stem}_time.txt"),
-                     os.path.join(tracker_dir, stem, f"{stem}_time.txt")):
-            if os.path.isfile(path):
-                with open(path, encoding="utf-8") as f:
-                    text = f.read().replace(",", " ")
-                try:
-                    times = np.loadtxt(io.StringIO(text), ndmin=1).ravel()
-                except ValueError:
-                    logging.warning("%s: unreadable times file, speed not reported", path)
-                    return np.zeros(0)
-                times = times[np.isfinite(times)]
-                return times[times > 0]
-    return np.zeros(0)
 
 
 def list_trackers(results_dir: str) -> list[str]:
@@ -160,17 +85,24 @@ def list_trackers(results_dir: str) -> list[str]:
     return trackers
 
 
-def _measure(sequence: Sequence, raw_boxes: np.ndarray, protocol: str) -> _Frames:
-    """Per-frame IoU and centre errors of one trajectory under `protocol`."""
+def _measure(sequence: Sequence, raw_boxes: np.ndarray, alignment: ResultLength,
+             protocol: str, invalid_frames: str, replace_first_box: bool
+             ) -> tuple[_Frames, int]:
+    """Per-frame IoU and centre errors of one trajectory under `protocol`.
+
+    Returns:
+        `(frames, number of frames without a valid ground-truth box among those lined up)`.
+    """
     boxes = raw_boxes.copy()
     boxes[:, :2] -= sequence.pixel_offset  # to the 0-based convention of `ground_truth`
-    truth = sequence.ground_truth
-    if protocol == "otb":
+    window = slice(alignment.first_frame, alignment.first_frame + alignment.length)
+    truth, valid = sequence.ground_truth[window], sequence.valid[window]
+    if protocol == "otb" and replace_first_box:
         boxes[0] = truth[0]
     counted = np.ones(len(truth), bool)
     resolution = None
     if protocol == "got10k":
-        counted = sequence.valid.copy()
+        counted = valid.copy()
         counted[0] = False
         resolution = sequence.resolution
         if resolution is None:
@@ -182,14 +114,22 @@ def _measure(sequence: Sequence, raw_boxes: np.ndarray, protocol: str) -> _Frame
             raise ResultsError(f"{sequence.annotation_file}: no frame after the first has a "
                                "visible target (GOT-10k test split? its results are scored by "
                                "the server)")
+    elif protocol == "otb" and invalid_frames == "exclude":
+        counted = valid.copy()
+    num_invalid = int(np.sum(~valid))
     boxes, truth = boxes[counted], truth[counted]
     overlaps = metrics.iou(boxes, truth, resolution)
     errors = metrics.center_errors(boxes, truth)
     normalized = metrics.normalized_center_errors(boxes, truth)
     if protocol == "lasot":
-        absent = ~sequence.valid[counted]
+        absent = ~valid[counted]
         overlaps[absent], errors[absent], normalized[absent] = 0.0, np.inf, np.inf
-    return _Frames(overlaps, errors, normalized, np.zeros(0))
+    elif protocol == "otb":
+        # The OTB toolkit (and pysot): coverage -1 (a miss at every IoU threshold) and centre
+        # error -1 (a hit at every distance threshold), still in the denominator.
+        unannotated = ~valid[counted]
+        overlaps[unannotated], errors[unannotated], normalized[unannotated] = 0.0, -1.0, -1.0
+    return _Frames(overlaps, errors, normalized, np.zeros(0)), num_invalid
 
 
 def _summary(frames: list[_Frames], pooled: bool) -> dict:
@@ -219,35 +159,63 @@ def _summary(frames: list[_Frames], pooled: bool) -> dict:
 
 
 def score_tracker(sequences: SequenceType[Sequence], results_dir: str, tracker: str,
-                  protocol: str = "otb") -> dict:
+                  protocol: str = "otb", invalid_frames: str = "toolkit",
+                  replace_first_box: bool = False) -> dict:
     """Scores one tracker; unreadable or missing results are listed, not fatal.
+
+    Args:
+        sequences: the dataset.
+        results_dir: the results root.
+        tracker: the tracker's folder.
+        protocol: one of `PROTOCOLS`.
+        invalid_frames: `otb` protocol only, frames whose ground truth is no box (`0,0,0,0`,
+            NaN): "toolkit" counts them as the OTB toolkit and pysot do (a success miss and a
+            precision hit, in the denominator), "exclude" leaves them out.
+        replace_first_box: `otb` protocol only: score the ground truth instead of the results
+            file's first box (got10k's `ExperimentOTB`); default: as written (the OTB toolkit,
+            pysot). Files written by our OPE start with the ground truth, so only other
+            trackers' files can differ (published SiamRPN++ on OTB-100: +1e-4 AUC).
 
     Returns:
         `{"overall": summary, "sequences": {name: summary}, "attributes": {tag: summary},
-        "num_sequences": scored, "num_expected": len(sequences), "errors": [message, ...]}`
-        where a summary holds `success_auc, precision, normalized_precision, ao, sr50, sr75,
-        fps` and the three curves. `overall` is None when nothing could be scored.
+        "num_sequences": scored, "num_expected": len(sequences), "errors": [message, ...],
+        "scored": [names], "adjusted": [message per results file not one box per frame],
+        "invalid_frames": frames without a ground-truth box in the scored sequences,
+        "invalid_frames_rule": how they counted}` where a summary holds `success_auc,
+        precision, normalized_precision, ao, sr50, sr75, fps` and the three curves. `overall`
+        is None when nothing could be scored.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol={protocol!r}: expected one of {PROTOCOLS}")
-    per_sequence, errors = {}, []
+    if invalid_frames not in INVALID_FRAME_RULES:
+        raise ValueError(f"invalid_frames={invalid_frames!r}: expected one of "
+                         f"{INVALID_FRAME_RULES}")
+    per_sequence, errors, adjusted, num_invalid = {}, [], [], 0
     for sequence in sequences:
-        paths = find_result_files(results_dir, tracker, sequence.name)
-        if not paths:
-            errors.append(f"{os.path.join(results_dir, tracker, sequence.name + '.txt')}: "
-                          f"no results for sequence {sequence.name}")
-            continue
         try:
-            measured = [_measure(sequence, read_results(p, sequence.num_frames), protocol)
-                        for p in paths]
+            paths = find_result_files(results_dir, tracker, sequence.name, sequence.aliases)
+            if not paths:
+                errors.append(f"{os.path.join(results_dir, tracker, sequence.name + '.txt')}: "
+                              f"no results for sequence {sequence.name}")
+                continue
+            measured, alignments = [], []
+            for path in paths:
+                boxes, alignment = read_results(path, sequence)
+                measured.append(_measure(sequence, boxes, alignment, protocol, invalid_frames,
+                                         replace_first_box))
+                alignments.append(alignment)
         except ResultsError as error:
             errors.append(str(error))
             continue
-        frames = _Frames(*(np.concatenate([getattr(m, k.name) for m in measured])
+        frames = _Frames(*(np.concatenate([getattr(m, k.name) for m, _ in measured])
                            for k in dataclasses.fields(_Frames)))
-        frames.times = read_times(results_dir, tracker, sequence.name)
+        frames.times = read_times(results_dir, tracker, sequence.name, sequence.aliases)
         per_sequence[sequence.name] = frames
+        num_invalid += measured[0][1]
+        adjusted += [a.describe() for a in alignments if a.adjusted]
     for message in errors:
+        logging.warning("%s: %s", tracker, message)
+    for message in adjusted:
         logging.warning("%s: %s", tracker, message)
     pooled = protocol == "got10k"
     attributes = sorted({a for s in sequences if s.name in per_sequence for a in s.attributes})
@@ -256,18 +224,25 @@ def score_tracker(sequences: SequenceType[Sequence], results_dir: str, tracker: 
         group = [per_sequence[s.name] for s in sequences
                  if s.name in per_sequence and attribute in s.attributes]
         by_attribute[attribute] = dict(_summary(group, pooled), num_sequences=len(group))
+    rule = {"otb": _INVALID_RULE_TEXT[invalid_frames], "lasot": "counted as failures",
+            "got10k": "excluded"}[protocol]
     return {
         "overall": _summary(list(per_sequence.values()), pooled) if per_sequence else None,
         "sequences": {name: _summary([f], pooled) for name, f in per_sequence.items()},
         "attributes": by_attribute,
         "num_sequences": len(per_sequence),
         "num_expected": len(sequences),
+        "scored": list(per_sequence),
         "errors": errors,
+        "adjusted": adjusted,
+        "invalid_frames": num_invalid,
+        "invalid_frames_rule": rule,
     }
 
 
 def score_results(sequences: SequenceType[Sequence], results_dir: str,
-                  trackers: Iterable[str] | None = None, protocol: str = "otb") -> dict:
+                  trackers: Iterable[str] | None = None, protocol: str = "otb",
+                  invalid_frames: str = "toolkit", replace_first_box: bool = False) -> dict:
     """Scores every tracker's results files against the sequences' ground truth.
 
     Args:
@@ -276,6 +251,7 @@ def score_results(sequences: SequenceType[Sequence], results_dir: str,
         trackers: Tracker folder names; default every folder with results.
         protocol: One of `PROTOCOLS` (see the module docstring); `DATASET_PROTOCOLS` maps
             dataset names to theirs.
+        invalid_frames, replace_first_box: see `score_tracker`.
 
     Returns:
         `{"protocol", "thresholds": {...}, "trackers": {name: score_tracker(...)}}`.
@@ -288,7 +264,8 @@ def score_results(sequences: SequenceType[Sequence], results_dir: str,
             "center_error": metrics.CENTER_ERROR_THRESHOLDS.tolist(),
             "normalized_center_error": metrics.NORMALIZED_ERROR_THRESHOLDS.tolist(),
         },
-        "trackers": {t: score_tracker(sequences, results_dir, t, protocol) for t in trackers},
+        "trackers": {t: score_tracker(sequences, results_dir, t, protocol, invalid_frames,
+                                      replace_first_box) for t in trackers},
     }
 
 
@@ -298,10 +275,45 @@ def _ranked(scores: dict, key: str) -> list[str]:
     return sorted(scored, key=lambda n: -scores["trackers"][n]["overall"][key])
 
 
+def mark_completeness(scores: dict, expected: SequenceType[str] | None,
+                      sequences: SequenceType[Sequence]) -> None:
+    """Records, per tracker, which of a benchmark's `expected` sequences it has no score for.
+
+    Sets `benchmark_size` (N), `missing` (names) and `label` ("partial (k/N)" or None) in each
+    tracker's scores; with `expected` None (no completeness rule) N is the dataset's size and
+    nothing is partial.
+    """
+    for tracker_scores in scores["trackers"].values():
+        scored = [s for s in sequences if s.name in tracker_scores["scored"]]
+        if expected is None:
+            tracker_scores.update(benchmark_size=len(sequences), missing=[
+                s.name for s in sequences if s.name not in tracker_scores["scored"]], label=None)
+            continue
+        missing = otb.missing_sequences(tuple(expected), scored)
+        size = len(expected)
+        tracker_scores.update(benchmark_size=size, missing=missing,
+                              label=f"partial ({size - len(missing)}/{size})" if missing else None)
+
+
+def display_name(name: str, tracker_scores: dict) -> str:
+    """`name`, or `name partial (k/N)` for a partial result set."""
+    label = tracker_scores.get("label")
+    return f"{name} {label}" if label else name
+
+
+def _counts(tracker_scores: dict) -> str:
+    """`k/N`: sequences scored of the benchmark's (or, without a rule, the dataset's)."""
+    if "benchmark_size" not in tracker_scores:
+        return f"{tracker_scores['num_sequences']}/{tracker_scores['num_expected']}"
+    size = tracker_scores["benchmark_size"]
+    return f"{size - len(tracker_scores['missing'])}/{size}"
+
+
 def summary_line(name: str, tracker_scores: dict) -> str:
     """One line per tracker: `name: success_auc=0.xxx precision=0.xxx ...`."""
     overall = tracker_scores["overall"]
-    counts = f"sequences={tracker_scores['num_sequences']}/{tracker_scores['num_expected']}"
+    counts = f"sequences={_counts(tracker_scores)}"
+    name = display_name(name, tracker_scores)
     if overall is None:
         return f"{name}: no sequence could be scored {counts}"
     fps = "n/a" if overall["fps"] is None else f"{overall['fps']:.1f}"
@@ -320,13 +332,46 @@ def format_table(scores: dict) -> str:
     for name in _ranked(scores, "success_auc"):
         t = scores["trackers"][name]
         o = t["overall"]
-        rows.append((name, f"{o['success_auc']:.3f}", f"{o['precision']:.3f}",
+        rows.append((display_name(name, t), f"{o['success_auc']:.3f}", f"{o['precision']:.3f}",
                      f"{o['normalized_precision']:.3f}", f"{o['ao']:.3f}", f"{o['sr50']:.3f}",
                      f"{o['sr75']:.3f}", "n/a" if o["fps"] is None else f"{o['fps']:.1f}",
-                     f"{t['num_sequences']}/{t['num_expected']}"))
+                     _counts(t)))
     for name, t in scores["trackers"].items():
         if t["overall"] is None:
-            rows.append((name,) + ("-",) * 7 + (f"0/{t['num_expected']}",))
+            rows.append((display_name(name, t),) + ("-",) * 7 + (_counts(t),))
+    return text_table(columns, rows)
+
+
+def attribute_scores(scores: dict, attribute: str) -> dict:
+    """`scores` with each tracker's `overall` replaced by its summary on one attribute."""
+    trackers = {}
+    for name, t in scores["trackers"].items():
+        if attribute in t["attributes"]:
+            trackers[name] = dict(t, overall=t["attributes"][attribute])
+    return dict(scores, trackers=trackers)
+
+
+def attributes_of(scores: dict) -> list[str]:
+    """Attributes any tracker was scored on: OTB's 11 in the toolkit's order, then others."""
+    found = {a for t in scores["trackers"].values() for a in t["attributes"]}
+    return [a for a in otb.OTB_ATTRIBUTES if a in found] + sorted(found - set(otb.OTB_ATTRIBUTES))
+
+
+def format_attribute_table(scores: dict) -> str:
+    """Success AUC per attribute (rows) and tracker (columns, best overall first)."""
+    names = _ranked(scores, "success_auc")
+    columns = ("Attribute", "Sequences", *(display_name(n, scores["trackers"][n]) for n in names))
+    rows = []
+    for attribute in attributes_of(scores):
+        counts = {scores["trackers"][n]["attributes"].get(attribute, {}).get("num_sequences")
+                  for n in names} - {None}
+        long_name = otb.OTB_ATTRIBUTE_NAMES.get(attribute)
+        label = f"{attribute} ({long_name})" if long_name else attribute
+        cells = []
+        for n in names:
+            summary = scores["trackers"][n]["attributes"].get(attribute)
+            cells.append("-" if summary is None else f"{summary['success_auc']:.3f}")
+        rows.append((label, "/".join(str(c) for c in sorted(counts)), *cells))
     return text_table(columns, rows)
 
 
@@ -360,8 +405,8 @@ def write_json(scores: dict, path: str) -> None:
 
 
 # Line styles as the OTB toolkit cycles them: 10 colours, then dashed, then dash-dot.
-_STYLES = ("-", "--", "-.")
-_COLORS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown",
+STYLES = ("-", "--", "-.")
+COLORS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown",
            "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
 
 
@@ -375,9 +420,10 @@ def _plot(scores, path, curve_key, score_key, thresholds, xlabel, ylabel, title,
     axes = figure.add_subplot(1, 1, 1)
     for i, name in enumerate(_ranked(scores, score_key)):
         overall = scores["trackers"][name]["overall"]
-        axes.plot(thresholds, overall[curve_key], linestyle=_STYLES[i // 10 % 3],
-                  color=_COLORS[i % 10], linewidth=2 if i == 0 else 1.5,
-                  label=f"{name} [{overall[score_key]:.3f}]")
+        axes.plot(thresholds, overall[curve_key], linestyle=STYLES[i // 10 % 3],
+                  color=COLORS[i % 10], linewidth=2 if i == 0 else 1.5,
+                  label=f"{display_name(name, scores['trackers'][name])} "
+                        f"[{overall[score_key]:.3f}]")
     axes.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=xlim, ylim=(0, 1))
     axes.grid(True, linestyle=":")
     if axes.lines:

@@ -120,8 +120,17 @@ def _check_crop_inputs(image: tf.Tensor, center_xy: tf.Tensor, sides: tf.Tensor)
         tf.debugging.assert_positive(sides, message="crop_and_resize: sides must be positive")
 
 
+def frame_mean(image) -> tf.Tensor:
+    """`[3]` per-channel mean colour of a `[H, W, 3]` frame: the padding value of its crops.
+
+    A frame is cropped twice in MemTrack (searches now, the write exemplar at the next frame),
+    so the tracker computes its mean once here and passes it to both `crop_and_resize` calls.
+    """
+    return tf.reduce_mean(image, axis=(0, 1))
+
+
 def crop_and_resize(image, center_xy, sides, out_size: int,
-                    official_quirks: bool = True) -> tf.Tensor:
+                    official_quirks: bool = True, mean_colour=None) -> tf.Tensor:
     """Square crops centred on one point at several sides, mean-padded, resized bilinearly.
 
     This reproduces spec section 8 (the official `_pad_frame` + `_crop_image`):
@@ -151,6 +160,8 @@ def crop_and_resize(image, center_xy, sides, out_size: int,
         sides: `[num_crops]` square crop sides in frame pixels (e.g. the rounded search sides).
         out_size: side of each output crop in pixels (127 or 255).
         official_quirks: normalise by H' (True, official parity) or H' - 1 (False, exact).
+        mean_colour: `[3]` the frame's `frame_mean`, when the caller has it already; computed
+            here when None.
 
     Returns:
         float32 `[num_crops, out_size, out_size, 3]` crops.
@@ -169,7 +180,8 @@ def crop_and_resize(image, center_xy, sides, out_size: int,
 
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
-    mean_colour = tf.reduce_mean(image, axis=(0, 1))  # [3]: the padding value, spec section 8
+    # [3]: the padding value, spec section 8.
+    mean_colour = frame_mean(image) if mean_colour is None else tf.convert_to_tensor(mean_colour)
 
     # Box arithmetic in float64 so that large frames and far-away crops keep sub-pixel accuracy.
     centre = tf.cast(center_xy, tf.float64)

@@ -56,7 +56,11 @@ class SpatialAttention(keras.layers.Layer):
         batch = tf.shape(patches)[0]
         weights = tf.nn.softmax(tf.reshape(scores, [batch, -1]), axis=-1)  # alpha_t, Eq. (2)
         weights = tf.reshape(weights, [batch, grid_h, grid_w])
-        attended = tf.einsum("bhwc,bhw->bc", patches, weights)  # a_t, Eq. (1)
+        # a_t, Eq. (1): sum_i alpha_i patch_i as one batched matmul. This is the einsum
+        # "bhwc,bhw->bc" (same BatchMatMul, bit-identical in TF) written out, because the
+        # TFLite converter mis-infers the einsum's shapes (LiteRT export, models/litert.py).
+        attended = tf.matmul(tf.reshape(weights, [batch, 1, -1]),
+                             tf.reshape(patches, [batch, -1, tf.shape(patches)[3]]))[:, 0]
         return attended, weights
 
     def get_config(self):

@@ -109,6 +109,7 @@ class ExportedMemTrack:
         self._loaded = loaded  # keeps the restored variables alive
         self._initialize = loaded.signatures["initialize"]
         self._step = loaded.signatures["step"]
+        self._search_step = loaded.signatures.get("search_step")
         self.metadata = metadata
         self.model_config = config_lib.model_config_from_dict(metadata["model_config"])
 
@@ -116,6 +117,15 @@ class ExportedMemTrack:
         return states.from_dict(self._initialize(exemplar=exemplar))
 
     def step(self, exemplar, search, state):
+        if exemplar is None:  # the SiamFC mode (MemTrack.step accepts None there too)
+            if self.model_config.use_memory:
+                raise ValueError("exemplar: None is only allowed without memory")
+            if self._search_step is None:  # an export from before the search_step signature
+                size = self.model_config.exemplar_size
+                exemplar = tf.zeros([1, size, size, 3], tf.float32)
+            else:
+                outputs = self._search_step(search=search, **states.to_dict(state))
+                return outputs["response"], states.from_dict(outputs), {}
         outputs = self._step(exemplar=exemplar, search=search, **states.to_dict(state))
         new_state = states.from_dict(outputs)
         diagnostics = {}

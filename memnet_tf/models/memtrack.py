@@ -376,6 +376,8 @@ class MemTrack(keras.Model):
         Args:
           exemplar: `[1 or B, E, E, 3]` exemplar cut at the previous box (to be written); one crop
             is encoded once and shared by all B state copies (e.g. the scales).
+            None without memory (`use_memory=False`, the SiamFC mode), which never writes:
+            nothing is cropped or encoded for it.
           search: `[B, S, S, 3]` search crops.
           state: `MemTrackState` (or its dict) with batch B.
 
@@ -385,16 +387,23 @@ class MemTrack(keras.Model):
           diagnostics: dict of `[B, ...]` tensors (attention, read_weights, gates, ...).
         """
         cfg = self.model_config
-        exemplar = check_images(exemplar, "exemplar", cfg.exemplar_size)
         search = check_images(search, "search", cfg.search_size)
         state = check_state(state)
+        if exemplar is None:
+            if self.cell is not None:
+                raise ValueError("exemplar: None is only allowed without memory "
+                                 "(use_memory=False); a memory step writes the exemplar")
+            return self.step_features(None, self.encode(search), state)
+        exemplar = check_images(exemplar, "exemplar", cfg.exemplar_size)
         return self.step_features(self.encode(exemplar), self.encode(search), state)
 
     def step_features(self, write_template, search_features, state):
-        """`step` after the backbone: `[1 or B, h, w, C]`, `[B, H, W, C]`, state."""
-        batch = tf.shape(search_features)[0]
-        write_template = tf.broadcast_to(
-            write_template, tf.concat([[batch], tf.shape(write_template)[1:]], axis=0))
+        """`step` after the backbone: `[1 or B, h, w, C]` (or None without memory),
+        `[B, H, W, C]`, state."""
+        if write_template is not None:
+            batch = tf.shape(search_features)[0]
+            write_template = tf.broadcast_to(
+                write_template, tf.concat([[batch], tf.shape(write_template)[1:]], axis=0))
         template, new_state, diagnostics = self.recurrent_step(search_features, write_template,
                                                                state, training=False)
         response = self.response_head(xcorr(search_features, template), training=False)

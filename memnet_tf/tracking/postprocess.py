@@ -327,3 +327,42 @@ def clamp_center_to_frame(center_xy, frame_wh) -> np.ndarray:
     """
     frame = np.asarray(frame_wh, dtype=np.float64)
     return np.clip(np.asarray(center_xy, dtype=np.float64), 0.0, frame)
+
+
+# ------------------------------------------------------------------------------ in-graph twins
+# The tracker runs the scale choice and the peak search inside its per-frame tf.function, so
+# only a few scalars leave the graph. These are `select_scale` and `locate_peak` in TF, with the
+# same dtypes (float32 peaks and penalties, float64 normalisation and window blend) and the
+# same tie rule (first index, row-major), so they pick the same scale and peak.
+
+
+def locate_peak_tf(upsampled, scale_penalty: float, window_influence: float, window):
+    """`select_scale` then `locate_peak` on `[num_scales, U, U]` maps, in TF.
+
+    Args:
+        upsampled: float32 `[num_scales, U, U]` up-sampled responses, scales increasing.
+        scale_penalty: factor of the non-centre scales' peaks (positive).
+        window_influence: w in [0, 1].
+        window: float64 `[U, U]` cosine window (`hann_window`).
+
+    Returns:
+        `(best_scale int32 [], peak_xy int32 [2] as (px, py), score float32 [])`, where score is
+        the winning scale's (unpenalised) peak response.
+    """
+    import tensorflow as tf  # this module is numpy-only apart from this function
+
+    num_scales = upsampled.shape[0]
+    size = tf.shape(upsampled)[2]
+    peaks = tf.reduce_max(upsampled, axis=[1, 2])
+    penalties = np.full(num_scales, scale_penalty, np.float32)
+    penalties[num_scales // 2] = 1
+    best = tf.argmax(peaks * tf.constant(penalties), output_type=tf.int32)
+    response = tf.cast(tf.gather(upsampled, best), tf.float64)
+    response = response - tf.reduce_min(response)
+    total = tf.reduce_sum(response)
+    response = tf.where(total > 0, response / tf.where(total > 0, total, 1.0),
+                        tf.zeros_like(response))
+    blended = (1.0 - window_influence) * response + window_influence * window
+    flat = tf.argmax(tf.reshape(blended, [-1]), output_type=tf.int32)
+    peak_xy = tf.stack([flat % size, flat // size])
+    return best, peak_xy, tf.gather(peaks, best)

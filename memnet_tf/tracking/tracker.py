@@ -131,17 +131,45 @@ def upsample_responses_tf(responses: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
     return tf.matmul(tf.matmul(rows, responses), rows, transpose_b=True)
 
 
+def target_from_peak(best_scale: int, peak_xy, center_xy, size_wh, initial_size_wh,
+                     search_sides, frame_wh, track_config: config_lib.TrackConfig,
+                     upsampled_size: int, search_size: int,
+                     total_stride: int = TOTAL_STRIDE) -> tuple[np.ndarray, np.ndarray]:
+    """The new target centre and size from the winning scale and its peak (numpy, float64).
+
+    Peak -> displacement in frame pixels, then the damped size update and the clamps of this
+    tracker (size within [min_scale, max_scale] x the first size and at most the frame; centre
+    inside the frame).
+
+    Returns:
+        (`[2]` centre (cx, cy), `[2]` size (w, h)).
+    """
+    cfg = track_config
+    px, py = peak_xy
+    dx, dy = postprocess.peak_to_displacement(
+        px, py, upsampled_size, cfg.upsample_factor, total_stride,
+        float(search_sides[best_scale]), search_size, cfg.official_quirks)
+    frame = np.asarray(frame_wh, np.float64)
+    center = postprocess.clamp_center_to_frame(np.asarray(center_xy, np.float64) + [dx, dy],
+                                               frame)
+    scale = crops.scale_factors(cfg.num_scales, cfg.scale_step)[best_scale]
+    size = postprocess.update_size(size_wh, scale, cfg.scale_damping)
+    size = postprocess.clamp_size(size, initial_size_wh, cfg.min_scale, cfg.max_scale)
+    # A target larger than the frame only widens the search region around the whole image.
+    return center, np.minimum(size, frame)
+
+
 def estimate_target(upsampled, center_xy, size_wh, initial_size_wh, search_sides, frame_wh,
                     track_config: config_lib.TrackConfig, search_size: int,
                     window: np.ndarray | None = None,
                     total_stride: int = TOTAL_STRIDE) -> TargetEstimate:
     """Post-processes one frame's up-sampled responses into the new target centre and size.
 
-    Steps (spec section 8, then the clamps of this tracker), numpy and pure: pick the scale
-    with the highest peak after multiplying the non-centre maps by `scale_penalty`; normalise
-    that map and blend it with the cosine window; convert its peak to a displacement in frame
-    pixels; damp the size update; clamp the size to [min_scale, max_scale] x the first-frame
-    size and to the frame; clamp the centre into the frame.
+    The numpy statement of what the tracker's frame step does in TF
+    (`postprocess.locate_peak_tf`, then `target_from_peak`): pick the scale with the highest
+    peak after multiplying the non-centre maps by `scale_penalty`; normalise that map and blend
+    it with the cosine window; convert its peak to a displacement in frame pixels; damp the
+    size update; clamp the size and the centre.
 
     Args:
         upsampled: `[num_scales, U, U]` responses up-sampled x`upsample_factor` with the TF1
@@ -170,28 +198,22 @@ def estimate_target(upsampled, center_xy, size_wh, initial_size_wh, search_sides
         window = postprocess.hann_window(size_up)
     best = postprocess.select_scale(upsampled, cfg.scale_penalty)
     px, py = postprocess.locate_peak(upsampled[best], cfg.window_influence, window)
-    dx, dy = postprocess.peak_to_displacement(
-        px, py, size_up, cfg.upsample_factor, total_stride, float(search_sides[best]),
-        search_size, cfg.official_quirks)
-    frame = np.asarray(frame_wh, np.float64)
-    center = postprocess.clamp_center_to_frame(np.asarray(center_xy, np.float64) + [dx, dy],
-                                               frame)
-    scale = crops.scale_factors(cfg.num_scales, cfg.scale_step)[best]
-    size = postprocess.update_size(size_wh, scale, cfg.scale_damping)
-    size = postprocess.clamp_size(size, initial_size_wh, cfg.min_scale, cfg.max_scale)
-    # A target larger than the frame only widens the search region around the whole image.
-    size = np.minimum(size, frame)
+    center, size = target_from_peak(best, (px, py), center_xy, size_wh, initial_size_wh,
+                                    search_sides, frame_wh, cfg, size_up, search_size,
+                                    total_stride)
     return TargetEstimate(center, size, int(best), (px, py), upsampled[best])
 
 
 class MemTracker:
-    """The MemTrack tracker around an in-process `MemTrack` model.
+    """The MemTrack tracker around an in-process `MemTrack` model, an export, or LiteRT models.
 
     Args:
         model: a built `MemTrack` (any configuration, including the SiamFC mode
-            `use_memory=False`, whose state simply never changes), or the `ExportedMemTrack`
-            that `models.loading.load_saved_model(export_dir)` returns first (same interface:
-            `model_config`, `initialize`, `step`).
+            `use_memory=False`, whose state simply never changes), the `ExportedMemTrack` of
+            `models.loading.load_saved_model(export_dir)`, or the `LiteRTMemTrack` of
+            `models.litert.load_litert(litert_dir)` (same interface: `model_config`,
+            `initialize`, `step`; a model whose `runs_in_graph` is False is called between two
+            tf.functions instead of inside one).
         track_config: tracking hyper-parameters; `TrackConfig()` (the paper's) when None.
         name: the name got10k experiments store results under; None = what the model is
             (`default_tracker_name`: "MemTrack", or "SiamFC-mode" without memory).
@@ -203,7 +225,8 @@ class MemTracker:
         last_score: after `update`, a `confidence.FrameScore` of that frame (`peak`: the
             winning scale's highest response value; `psr`: its peak-to-sidelobe ratio, which
             falls when the target is lost); None after `init`.
-        debug: after `update`, a dict with `best_scale`, `peak` (px, py), `responses`
+        debug: after `update`, a dict with `best_scale`, `peak` (px, py), `score` (the winning
+            scale's unpenalised peak of the up-sampled response), `responses`
             `[num_scales, R, R]`, `upsampled` `[U, U]` (winning scale), and, with memory,
             `read_weights` `[num_scales, N]` (before the state selection), and `diagnostics`:
             the winning scale's step diagnostics (`control_gates [3]`, `residual_gate [C]`,
@@ -219,68 +242,100 @@ class MemTracker:
         self.is_deterministic = True
         model_cfg = model.model_config
         cfg = self.track_config
+        self._uses_memory = model_cfg.use_memory
+        self._in_graph = getattr(model, "runs_in_graph", True)
         self._exemplar_size = model_cfg.exemplar_size
         self._search_size = model_cfg.search_size
         self._scales = crops.scale_factors(cfg.num_scales, cfg.scale_step)
-        upsampled_size = model_cfg.response_size * cfg.upsample_factor
-        self._window = postprocess.hann_window(upsampled_size)
+        self._upsampled_size = model_cfg.response_size * cfg.upsample_factor
+        self._window = tf.constant(postprocess.hann_window(self._upsampled_size), tf.float64)
         self._upsample_matrix = tf.constant(
-            postprocess.bicubic_upsample_matrix(model_cfg.response_size, upsampled_size),
+            postprocess.bicubic_upsample_matrix(model_cfg.response_size, self._upsampled_size),
             tf.float32)
         image_spec = tf.TensorSpec([None, None, 3], tf.float32)
+        mean_spec = tf.TensorSpec([3], tf.float32)
+        geometry_specs = [tf.TensorSpec([2], tf.float32), tf.TensorSpec([1], tf.float32),
+                          tf.TensorSpec([cfg.num_scales], tf.float32)]
         state_spec = states.state_specs(model_cfg.hidden_size, model_cfg.memory_size,
                                         model_cfg.template_size, model_cfg.feature_channels,
                                         batch_size=cfg.num_scales)
+        response_spec = tf.TensorSpec([cfg.num_scales, model_cfg.response_size,
+                                       model_cfg.response_size], tf.float32)
         # Fixed signatures: one trace each for every frame size (checked by the tests).
-        self._initialize_fn = tf.function(self._initialize_graph, input_signature=[
-            image_spec, tf.TensorSpec([2], tf.float32), tf.TensorSpec([1], tf.float32)])
-        self._frame_step_fn = tf.function(self._frame_step_graph, input_signature=[
-            image_spec, image_spec, tf.TensorSpec([2], tf.float32),
-            tf.TensorSpec([1], tf.float32), tf.TensorSpec([cfg.num_scales], tf.float32),
-            state_spec])
-        self._keep_fn = tf.function(self._keep_graph, input_signature=[
-            state_spec, tf.TensorSpec([], tf.int32)])
+        if self._in_graph:
+            self._initialize_fn = tf.function(self._initialize_graph, input_signature=[
+                image_spec, geometry_specs[0], geometry_specs[1]])
+            # The whole frame in one call: crops, network, up-sampling, peak, kept state.
+            self._frame_step_fn = tf.function(self._frame_step_graph, input_signature=[
+                image_spec, image_spec, mean_spec, *geometry_specs, state_spec])
+        else:
+            self._initialize_fn = tf.function(self._initial_crop_graph, input_signature=[
+                image_spec, geometry_specs[0], geometry_specs[1]])
+            # Out-of-graph networks: crops in one call, the network, the rest in another.
+            self._frame_step_fn = tf.function(self._crop_graph, input_signature=[
+                image_spec, image_spec, mean_spec, *geometry_specs])
+            if getattr(model, "num_scales", cfg.num_scales) != cfg.num_scales:
+                raise ValueError(f"the model was exported for {model.num_scales} scales; "
+                                 f"the track config has num_scales={cfg.num_scales}")
+            self._locate_fn = tf.function(
+                lambda responses, state: self._locate_graph(responses, state, {}),
+                input_signature=[response_spec, state_spec])
         self.state = None
         self.debug = {}
         self._previous = None
+        self._previous_mean = None
 
     # ------------------------------------------------------------------ graph parts
 
-    def _initialize_graph(self, image, center_xy, exemplar_side):
-        """`[H, W, 3]` first frame -> the initial state tiled to `[num_scales, ...]`."""
+    def _initial_crop_graph(self, image, center_xy, exemplar_side):
+        """First frame -> (`[1, E, E, 3]` exemplar crop, `[3]` frame mean)."""
+        mean = crops.frame_mean(image)
         exemplar = crops.crop_and_resize(image, center_xy, exemplar_side, self._exemplar_size,
-                                         self.track_config.official_quirks)
-        return states.tile(self.model.initialize(exemplar), self.track_config.num_scales)
+                                         self.track_config.official_quirks, mean_colour=mean)
+        return exemplar, mean
 
-    def crop(self, previous, current, center_xy, exemplar_side, search_sides):
+    def _initialize_graph(self, image, center_xy, exemplar_side):
+        """`[H, W, 3]` first frame -> (the initial state tiled to `[num_scales, ...]`, mean)."""
+        exemplar, mean = self._initial_crop_graph(image, center_xy, exemplar_side)
+        return states.tile(self.model.initialize(exemplar), self.track_config.num_scales), mean
+
+    def crop(self, previous, previous_mean, current, current_mean, center_xy, exemplar_side,
+             search_sides):
         """The write exemplar and the search pyramid of one frame (TF).
 
         Args:
             previous: `[H0, W0, 3]` previous frame (the exemplar to write is cut from it).
+            previous_mean: `[3]` its `crops.frame_mean`.
             current: `[H, W, 3]` current frame.
+            current_mean: `[3]` its mean.
             center_xy: `[2]` target centre.
             exemplar_side: `[1]` s_z.
             search_sides: `[num_scales]` search crop sides.
 
         Returns:
-            (`[1, E, E, 3]` exemplar crop, `[num_scales, S, S, 3]` search crops).
+            (`[1, E, E, 3]` exemplar crop, or None without memory (the SiamFC mode never
+            writes one), `[num_scales, S, S, 3]` search crops).
         """
         quirks = self.track_config.official_quirks
-        exemplar = crops.crop_and_resize(previous, center_xy, exemplar_side,
-                                         self._exemplar_size, quirks)
+        exemplar = None
+        if self._uses_memory:
+            exemplar = crops.crop_and_resize(previous, center_xy, exemplar_side,
+                                             self._exemplar_size, quirks,
+                                             mean_colour=previous_mean)
         search = crops.crop_and_resize(current, center_xy, search_sides, self._search_size,
-                                       quirks)
+                                       quirks, mean_colour=current_mean)
         return exemplar, search
 
     def network_step(self, exemplar, search, state):
-        """The network part of a frame: backbone and one recurrent step per scale (TF).
+        """The network part of a frame: backbone and one recurrent step per scale.
 
         The exemplar is encoded once and shared by all scales (the official code encodes it
         once per scale; the features are identical). Tests override this to replace the
         network by an oracle and check the tracking geometry alone.
 
         Args:
-            exemplar: `[1, E, E, 3]` exemplar crop cut at the previous box.
+            exemplar: `[1, E, E, 3]` exemplar crop cut at the previous box, or None without
+                memory.
             search: `[num_scales, S, S, 3]` search crops.
             state: `MemTrackState` with batch `num_scales`.
 
@@ -289,17 +344,42 @@ class MemTracker:
         """
         return self.model.step(exemplar, search, state)
 
-    def _frame_step_graph(self, previous, current, center_xy, exemplar_side, search_sides,
-                          state):
-        """Crops, network and up-sampling of one frame: (responses, upsampled, state, aux)."""
-        exemplar, search = self.crop(previous, current, center_xy, exemplar_side, search_sides)
-        responses, new_state, diagnostics = self.network_step(exemplar, search, state)
+    def _locate_graph(self, responses, new_state, diagnostics):
+        """Up-sampling, scale choice, peak and the kept state of one frame's responses (TF)."""
+        cfg = self.track_config
         upsampled = upsample_responses_tf(responses, self._upsample_matrix)
-        return responses, upsampled, new_state, diagnostics
+        best, peak_xy, score = postprocess.locate_peak_tf(
+            upsampled, cfg.scale_penalty, cfg.window_influence, self._window)
+        if self._uses_memory:
+            # Keep only the winner's state (LSTM, memory, weights, gates, usage, T_0). Without
+            # memory every scale's state is the unchanged initial one: nothing to select.
+            new_state = states.tile(states.select(new_state, best), cfg.num_scales)
+        return {"responses": responses, "upsampled": tf.gather(upsampled, best),
+                "finite": tf.reduce_all(tf.math.is_finite(upsampled)),
+                "best_scale": best, "peak_xy": peak_xy, "score": score, "state": new_state,
+                "diagnostics": diagnostics}
 
-    def _keep_graph(self, state, index):
-        """Keeps scale `index` of every state field and tiles it back to `num_scales`."""
-        return states.tile(states.select(state, index), self.track_config.num_scales)
+    def _crop_graph(self, current, previous, previous_mean, center_xy, exemplar_side,
+                    search_sides):
+        """The crops of one frame and the current frame's mean (computed once per frame)."""
+        current_mean = crops.frame_mean(current)
+        exemplar, search = self.crop(previous, previous_mean, current, current_mean, center_xy,
+                                     exemplar_side, search_sides)
+        outputs = {"search": search, "mean": current_mean}
+        if exemplar is not None:
+            outputs["exemplar"] = exemplar
+        return outputs
+
+    def _frame_step_graph(self, current, previous, previous_mean, center_xy, exemplar_side,
+                          search_sides, state):
+        """One whole frame: crops, network, up-sampling, peak search and the kept state."""
+        cropped = self._crop_graph(current, previous, previous_mean, center_xy, exemplar_side,
+                                   search_sides)
+        responses, new_state, diagnostics = self.network_step(cropped.get("exemplar"),
+                                                              cropped["search"], state)
+        outputs = self._locate_graph(responses, new_state, diagnostics)
+        outputs["mean"] = cropped["mean"]
+        return outputs
 
     @property
     def frame_step_tracing_count(self) -> int:
@@ -327,8 +407,14 @@ class MemTracker:
         self._initial_size = self._size.copy()
         self._update_sides()
         current = tf.constant(frame)
-        self.state = self._initialize_fn(current, self._center.astype(np.float32),
-                                         np.array([self._exemplar_side], np.float32))
+        geometry = (self._center.astype(np.float32),
+                    np.array([self._exemplar_side], np.float32))
+        if self._in_graph:
+            self.state, self._previous_mean = self._initialize_fn(current, *geometry)
+        else:
+            exemplar, self._previous_mean = self._initialize_fn(current, *geometry)
+            self.state = states.tile(self.model.initialize(exemplar.numpy()),
+                                     self.track_config.num_scales)
         self._previous = current
         self.debug = {}
         self.last_score = None
@@ -351,32 +437,41 @@ class MemTracker:
         frame = to_float_frame(image, "image")
         current = tf.constant(frame)
         search_sides = np.maximum(crops.search_sides(self._search_side, self._scales), 1.0)
-        responses, upsampled, new_state, diagnostics = self._frame_step_fn(
-            self._previous, current, self._center.astype(np.float32),
-            np.array([self._exemplar_side], np.float32), search_sides.astype(np.float32),
-            self.state)
-        upsampled = upsampled.numpy()
-        if not np.all(np.isfinite(upsampled)):
+        geometry = (self._center.astype(np.float32),
+                    np.array([self._exemplar_side], np.float32),
+                    search_sides.astype(np.float32))
+        if self._in_graph:
+            out = self._frame_step_fn(current, self._previous, self._previous_mean, *geometry,
+                                      self.state)
+        else:
+            cropped = self._frame_step_fn(current, self._previous, self._previous_mean,
+                                          *geometry)
+            exemplar = cropped["exemplar"].numpy() if "exemplar" in cropped else None
+            responses, new_state, diagnostics = self.network_step(
+                exemplar, cropped["search"].numpy(), self.state)
+            out = dict(self._locate_fn(responses, new_state), mean=cropped["mean"],
+                       diagnostics=diagnostics)
+        if not bool(out["finite"]):
             raise ValueError(f"{self.name}: the network produced NaN or Inf responses (broken "
                              "weights or a non-finite state)")
-        estimate = estimate_target(
-            upsampled, self._center, self._size, self._initial_size, search_sides,
-            (frame.shape[1], frame.shape[0]), self.track_config, self._search_size,
-            window=self._window)
-        # Keep only the winner's state (LSTM, memory, weights, gates, usage, T_0).
-        self.state = self._keep_fn(new_state, tf.constant(estimate.best_scale, tf.int32))
-        self._center, self._size = estimate.center_xy, estimate.size_wh
+        best = int(out["best_scale"])
+        peak_xy = tuple(int(v) for v in out["peak_xy"].numpy())
+        self._center, self._size = target_from_peak(
+            best, peak_xy, self._center, self._size, self._initial_size, search_sides,
+            (frame.shape[1], frame.shape[0]), self.track_config, self._upsampled_size,
+            self._search_size)
+        self.state = out["state"]
         self._update_sides()
-        self._previous = current
-        responses = responses.numpy()
-        self.last_score = confidence.frame_score(responses[estimate.best_scale])
-        self.debug = {"best_scale": estimate.best_scale, "peak": estimate.peak_xy,
-                      "responses": responses, "upsampled": estimate.upsampled,
-                      "score": self.last_score}
+        self._previous, self._previous_mean = current, out["mean"]
+        diagnostics = out["diagnostics"]
+        responses = out["responses"].numpy()
+        self.last_score = confidence.frame_score(responses[best])
+        self.debug = {"best_scale": best, "peak": peak_xy, "score": float(out["score"]),
+                      "responses": responses, "upsampled": out["upsampled"].numpy()}
         if "read_weights" in diagnostics:
-            self.debug["read_weights"] = diagnostics["read_weights"].numpy()
+            self.debug["read_weights"] = np.asarray(diagnostics["read_weights"])
         # The memory's behaviour at the winning scale (gates, residual gate, attention, ...).
-        self.debug["diagnostics"] = {name: value.numpy()[estimate.best_scale]
+        self.debug["diagnostics"] = {name: np.asarray(value)[best]
                                      for name, value in diagnostics.items()}
         return self.box(frame.shape)
 
@@ -436,15 +531,22 @@ _MODEL_CACHE_LOCK = threading.Lock()
 _TRACKER_CACHE: dict[tuple, "MemTracker"] = {}
 
 
-def _load_cached(checkpoint: str | None, saved_model: str | None):
+def _load_cached(checkpoint: str | None, saved_model: str | None, litert: str | None = None):
     """`(model, run TrackConfig)` of a checkpoint or an export, loaded once per process."""
     from memnet_tf.models import loading  # imported lazily: factories are built without TF work
 
-    key = ("saved_model", os.path.abspath(saved_model)) if saved_model else (
-        "checkpoint", os.path.abspath(checkpoint))
+    if litert:
+        key = ("litert", os.path.abspath(litert))
+    else:
+        key = ("saved_model", os.path.abspath(saved_model)) if saved_model else (
+            "checkpoint", os.path.abspath(checkpoint))
     with _MODEL_CACHE_LOCK:
         if key not in _MODEL_CACHE:
-            if saved_model:
+            if litert:
+                from memnet_tf.models import litert as litert_lib
+
+                _MODEL_CACHE[key] = litert_lib.load_litert(litert)
+            elif saved_model:
                 _MODEL_CACHE[key] = loading.load_saved_model(saved_model)
             else:
                 model, run_flag_values = loading.load_model(checkpoint)
@@ -463,25 +565,29 @@ class TrackerFactory:
 
     Args:
         checkpoint: run folder or checkpoint prefix (`models.loading.load_model`), or None.
-        saved_model: an export (`models.loading.load_saved_model`), or None; exactly one of
-            the two is given.
+        saved_model: an export (`models.loading.load_saved_model`), or None.
+        litert: a LiteRT export (`models.litert.load_litert`), or None; exactly one of the
+            three is given.
         track_config: tracking hyper-parameters; None = those of the run (its flags.txt, or
             the copy inside the export).
         name: tracker name; None = what the model is (`default_tracker_name`).
     """
 
     def __init__(self, checkpoint: str | None = None, saved_model: str | None = None,
-                 track_config: config_lib.TrackConfig | None = None, name: str | None = None):
-        if bool(checkpoint) == bool(saved_model):
+                 track_config: config_lib.TrackConfig | None = None, name: str | None = None,
+                 litert: str | None = None):
+        if sum(bool(source) for source in (checkpoint, saved_model, litert)) != 1:
             raise ValueError("give exactly one of checkpoint (a run folder or checkpoint "
-                             "prefix) and saved_model (an export folder)")
+                             "prefix), saved_model (an export folder) and litert (a LiteRT "
+                             "export folder)")
         self.checkpoint = checkpoint
         self.saved_model = saved_model
+        self.litert = litert
         self.track_config = track_config
         self.name = name
 
     def __call__(self) -> MemTracker:
-        model, run_track_config = _load_cached(self.checkpoint, self.saved_model)
+        model, run_track_config = _load_cached(self.checkpoint, self.saved_model, self.litert)
         track_config = self.track_config or run_track_config
         key = (id(model), track_config, self.name)
         with _MODEL_CACHE_LOCK:
@@ -497,6 +603,13 @@ class TrackerFactory:
         """
         from memnet_tf.models import loading
 
+        if self.litert:
+            from memnet_tf.models import litert as litert_lib
+
+            metadata = litert_lib.read_metadata(self.litert)
+            track_config = self.track_config or run_litert_track_config(self.litert)
+            return {"litert": os.path.abspath(self.litert), "created": metadata.get("created"),
+                    "track_config": dataclasses.asdict(track_config)}
         track_config = self.track_config or loading.run_track_config(self.checkpoint,
                                                                       self.saved_model)
         if self.saved_model:
@@ -509,13 +622,15 @@ class TrackerFactory:
         return {**source, "track_config": dataclasses.asdict(track_config)}
 
     def __repr__(self):
+        if self.litert:
+            return f"TrackerFactory(litert={self.litert!r})"
         if self.saved_model:
             return f"TrackerFactory(saved_model={self.saved_model!r})"
         return f"TrackerFactory(checkpoint={self.checkpoint!r})"
 
 
 def factory_from_flags(flag_values, name: str | None = None) -> TrackerFactory:
-    """The factory of `--checkpoint` or `--saved_model` for `track` and `evaluate`.
+    """The factory of `--checkpoint`, `--saved_model` or `--litert` for `track` and `evaluate`.
 
     Tracking hyper-parameters are the run's own (its flags.txt, or the copy in the export),
     overridden only by tracking flags given explicitly on this command line.
@@ -528,12 +643,25 @@ def factory_from_flags(flag_values, name: str | None = None) -> TrackerFactory:
 
     checkpoint = flag_values.checkpoint or None
     saved_model = flag_values.saved_model or None
-    track_config = config_lib.override_from_flags(
-        loading.run_track_config(checkpoint, saved_model), flag_values)
-    return TrackerFactory(checkpoint, saved_model, track_config, name)
+    litert = flag_values.litert or None
+    if litert:
+        if checkpoint or saved_model:
+            raise ValueError("give one of --checkpoint, --saved_model and --litert")
+        run_config = run_litert_track_config(litert)
+    else:
+        run_config = loading.run_track_config(checkpoint, saved_model)
+    track_config = config_lib.override_from_flags(run_config, flag_values)
+    return TrackerFactory(checkpoint, saved_model, track_config, name, litert=litert)
+
+
+def run_litert_track_config(litert: str) -> config_lib.TrackConfig:
+    """The tracking configuration stored with a LiteRT export."""
+    from memnet_tf.models import litert as litert_lib
+
+    return config_lib.config_from_dict(config_lib.TrackConfig,
+                                       litert_lib.read_metadata(litert).get("track_config", {}))
 
 
 __all__ = ["MemTracker", "TargetEstimate", "TrackerFactory", "default_tracker_name",
-           "estimate_target",
-           "factory_from_flags", "to_float_frame",
+           "estimate_target", "factory_from_flags", "target_from_peak", "to_float_frame",
            "upsample_responses_tf"]
