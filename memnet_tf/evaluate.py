@@ -32,11 +32,20 @@ from memnet_tf.eval import datasets, ope, otb, report, vot_supervised
 FLAGS = flags.FLAGS
 
 
-def dataset_title(dataset: str, source: str) -> str:
-    """The benchmark's name for tables and plots (`otb`: the folder's name)."""
+def dataset_title(dataset: str, source: str, num_sequences: int | None = None) -> str:
+    """The benchmark's name for tables and plots (`otb`: the folder's name).
+
+    A folder holding fewer sequences than the benchmark is never labelled as the benchmark:
+    `otb_mini (6 of OTB-100's 100 sequences)`.
+    """
     if dataset == "otb":
         return os.path.basename(os.path.normpath(source)) or source
-    return _TITLES[dataset]
+    title = _TITLES[dataset]
+    expected = otb.benchmark_names(dataset)
+    if expected and num_sequences is not None and num_sequences < len(expected):
+        folder = os.path.basename(os.path.normpath(source)) or source
+        return f"{folder} ({num_sequences} of {title}'s {len(expected)} sequences)"
+    return title
 
 
 _TITLES = {"otb100": "OTB-100", "otb2013": "OTB-2013", "uav123": "UAV123", "vot": "VOT (one pass)",
@@ -205,7 +214,7 @@ def main(argv):
         if not sequences:
             raise _Failure(f"no sequence could be loaded from "
                            f"{FLAGS.annotations or FLAGS.dataset_root}", bad_input=True)
-        title = dataset_title(dataset, FLAGS.dataset_root or FLAGS.annotations)
+        title = dataset_title(dataset, FLAGS.dataset_root or FLAGS.annotations, len(sequences))
         print(f"{title}: {len(sequences)} sequences")
         trackers = list(FLAGS.trackers)
         ours = _run_our_tracker(sequences, protocol, problems)

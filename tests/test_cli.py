@@ -135,3 +135,14 @@ def test_quiet_by_default_and_verbosity_restores(tmp_path):
     # On a machine whose TensorFlow logs anything at import (the CUDA stub on a CPU machine).
     if _TF_LOG_LINE.search(loud.stderr) is None:
         pytest.skip("this TensorFlow logs nothing at import; nothing to silence")
+
+
+def test_a_subset_is_not_labelled_as_the_benchmark():
+    from memnet_tf import evaluate
+
+    assert evaluate.dataset_title("otb100", "/data/otb_mini/", 6) == (
+        "otb_mini (6 of OTB-100's 100 sequences)")
+    assert evaluate.dataset_title("otb100", "/data/OTB100", 100) == "OTB-100"
+    assert evaluate.dataset_title("otb2013", "/data/OTB100", 51) == "OTB-2013"
+    assert evaluate.dataset_title("otb2013", "/data/x", 3) == "x (3 of OTB-2013's 51 sequences)"
+    assert evaluate.dataset_title("otb", "/data/mine", 3) == "mine"
