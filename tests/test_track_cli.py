@@ -66,7 +66,7 @@ def write_otb_blob_sequence(folder, num_frames, box_side=16.0):
     return boxes
 
 
-def run_track(*args, timeout=180):
+def run_track(*args, timeout=600):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, "-m", "memnet_tf.track", *args], cwd=REPO_ROOT,
                           env=env, capture_output=True, text=True, timeout=timeout)
