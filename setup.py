@@ -32,5 +32,9 @@ setup(
         "bench": ["torch==2.13.0"],
         # The got10k toolkit, used to cross-check our scores and as an experiment runner.
         "got10k": ["got10k"],
+        # TraX server side for the VOT toolkit (memnet_tf.tracking.trax_runner). The toolkit
+        # itself (vot-toolkit) goes into a virtualenv of its own: it requires opencv-python,
+        # which clashes with our opencv-python-headless (both install cv2).
+        "trax": ["vot-trax"],
     },
 )

@@ -237,6 +237,31 @@ def format_report(rows: list[dict], title: str, machine: str) -> str:
     return "\n".join(lines)
 
 
+def plot_variants(rows: list[dict], path: str, title: str) -> None:
+    """Mean success AUC per variant (dots: each seed; bar: their mean) as a PNG."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    variants = summarise_variants(rows)
+    names = list(variants)
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.6))
+    for i, name in enumerate(names):
+        aucs = [auc for auc, _ in variants[name].values()]
+        ax.bar(i, sum(aucs) / len(aucs), color="#9ecae1" if name != FULL else "#3182bd")
+        ax.plot([i] * len(aucs), aucs, "ko", markersize=4)
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    low = min(a for v in variants.values() for a, _ in v.values())
+    ax.set_ylim(max(0.0, low - 0.05), None)
+    ax.set_ylabel("mean success AUC")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.png", dpi=120)
+    plt.close(fig)
+    os.replace(path + ".tmp.png", path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--experiment_dir", default="",
@@ -251,6 +276,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max_frames", type=int, default=0,
                         help="track only the first N frames of every sequence (0 = all)")
     parser.add_argument("--results_dir", default="", help="keep the results files here")
+    parser.add_argument("--plot", default="", help="also draw the per-variant AUC here (PNG)")
     parser.add_argument("--no_baselines", action="store_true",
                         help="skip SiamFC mode and the static box")
     args = parser.parse_args(argv)
@@ -290,8 +316,10 @@ def main(argv=None) -> int:
                f"nproc {_num_cpus()}; CPU {cpu_model()}; load average {load} (shared machine); "
                f"TensorFlow {tf.__version__}"
                + (f"; first {args.max_frames} frames" if args.max_frames else ""))
-    print(format_report(rows, f"Trained variants on {sequences}, one-pass, OTB protocol",
-                        machine))
+    title = f"Trained variants on {sequences}, one-pass, OTB protocol"
+    print(format_report(rows, title, machine))
+    if args.plot:
+        plot_variants(rows, args.plot, title)
     return 0
 
 

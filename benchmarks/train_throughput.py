@@ -1,6 +1,14 @@
 """Training throughput: input pipeline vs. model consumption, and peak memory, per configuration.
 
     python benchmarks/train_throughput.py [--configs=tiny,quickstart,paper] [--steps=3]
+    python benchmarks/train_throughput.py --compare [--configs=quickstart] [--rounds=3]
+    python benchmarks/train_throughput.py --efficiency [--configs=paper] [--steps=1]
+
+--compare: float32, mixed_bfloat16 and float32 + XLA (--jit_compile) train steps of the same
+configuration, each round running the three in turn in fresh processes (interleaved, so a change
+in machine load hits all three alike); steps/s min and median over rounds, peak RSS.
+--efficiency: the train step's FLOPs (forward + backward, counted from the layer shapes) per
+second, as a fraction of this machine's measured float32 matrix-multiply ceiling.
 
 For each configuration (run in its own process, so peak resident memory is its own):
 - pipeline: clips/s produced by `make_dataset` alone (synthetic videos, the built-in source);
@@ -34,7 +42,8 @@ CONFIGS = {
 
 
 
-def measure(name: str, steps: int) -> dict:
+def measure(name: str, steps: int, precision: str = "float32", jit_compile: bool = False,
+            overrides: tuple[str, ...] = ()) -> dict:
     """Runs inside the child process."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from absl import flags
@@ -49,7 +58,8 @@ def measure(name: str, steps: int) -> dict:
     flagfile, extra = CONFIGS[name]
     flag_values = flags.FlagValues()
     memnet_flags.define_flags(flag_values)
-    flag_values(["bench", f"--flagfile={flagfile}", *extra])
+    flag_values(["bench", f"--flagfile={flagfile}", *extra, f"--precision={precision}",
+                 f"--jit_compile={jit_compile}", *overrides])
     model_cfg = config_lib.model_config_from_flags(flag_values)
     data_cfg = config_lib.data_config_from_flags(flag_values)
     train_cfg = config_lib.train_config_from_flags(flag_values)
@@ -77,6 +87,10 @@ def measure(name: str, steps: int) -> dict:
     consumed = data_cfg.batch_size / step_time
     return {
         "config": name,
+        "precision": precision,
+        "xla": jit_compile,
+        "step_s": step_time,
+        "flops": train_step_flops(model_cfg, data_cfg.batch_size, data_cfg.time_steps),
         "clip": f"{data_cfg.batch_size}x{data_cfg.time_steps}",
         "width": model_cfg.width_multiplier,
         "pipeline_clips_per_s": pipeline_clips,
@@ -84,17 +98,181 @@ def measure(name: str, steps: int) -> dict:
         "consumed_clips_per_s": consumed,
         "ratio": pipeline_clips / consumed,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
+        "loss": float(logs["loss/total"]),
     }
+
+
+def conv_flops(batch, size, kernel, stride, c_in, c_out, groups=1):
+    """(multiply-add x 2) FLOPs of a valid convolution and its output side."""
+    out = (size - kernel) // stride + 1
+    return 2 * batch * out * out * kernel * kernel * c_in // groups * c_out, out
+
+
+def train_step_flops(model_cfg, batch: int, time_steps: int) -> dict:
+    """FLOPs of one training step by part, from the layer shapes (forward + backward).
+
+    Backward of a convolution or matmul is 2x its forward (gradients of inputs and of weights;
+    conv1's input gradient is not needed: 1x). Elementwise work (BN, ReLU, pooling, the optimiser)
+    is counted too, at a few FLOPs per element, so the fraction of peak is not flattered.
+    """
+    from memnet_tf.models.backbone import _CONV_GEOMETRY
+
+    channels = (3, *model_cfg.channels)
+    groups = (1, 1, 1, 1, 1) if model_cfg.backbone == "memtrack_alexnet" else (1, 2, 1, 2, 2)
+    parts = {"backbone convs": 0, "backbone elementwise": 0}
+    n = batch * time_steps
+    for size in (model_cfg.exemplar_size, model_cfg.search_size):
+        side = size
+        for i, (kernel, stride) in enumerate(_CONV_GEOMETRY):
+            fwd, side = conv_flops(n, side, kernel, stride, channels[i], channels[i + 1],
+                                   groups[i])
+            parts["backbone convs"] += fwd * (2 if i == 0 else 3)
+            elements = n * side * side * channels[i + 1]
+            if i < 4:  # BN (two passes + normalise) and ReLU, forward and backward
+                parts["backbone elementwise"] += 20 * elements
+            if i < 2:
+                side = (side - 3) // 2 + 1
+                parts["backbone elementwise"] += 2 * 9 * n * side * side * channels[i + 1]
+    c, h = model_cfg.feature_channels, model_cfg.hidden_size
+    t, search_side = model_cfg.template_size, (model_cfg.search_size - 87) // 8 + 1
+    r = model_cfg.response_size
+    parts["xcorr"] = 3 * 2 * n * r * r * t * t * c
+    cells = search_side - t + 1  # attention over the L x L pooled positions
+    per_step = (2 * (c + h) * 4 * h  # LSTM gates
+                + 2 * h * (c * 2 + model_cfg.memory_size + 8)  # memory heads (approx.)
+                + 2 * cells * cells * (t * t * c + c * c)  # attention pooling + projection
+                + 6 * model_cfg.memory_size * t * t * c)  # read, write, cosine similarity
+    parts["memory cell"] = 3 * n * per_step
+    parts["optimiser"] = 12 * model_cfg_parameters(model_cfg)
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def model_cfg_parameters(model_cfg) -> int:
+    from memnet_tf.models.memtrack import build_model
+
+    return int(sum(v.shape.num_elements() for v in build_model(model_cfg).trainable_variables))
+
+
+def matmul_ceiling(size: int = 2048, repeats: int = 10) -> float:
+    """Best float32 GFLOP/s of a size^3 tf.matmul on this machine (all cores)."""
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+    tf.matmul(a, b).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        tf.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - tic)
+    return 2 * size ** 3 / best / 1e9
+
+
+def _run_child(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], cwd=REPO, capture_output=True,
+                         text=True)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if out.returncode != 0 or not lines:
+        sys.exit(f"{args} failed:\n{out.stderr[-2000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f} (1/5 min) on {os.cpu_count()} cores"
+
+
+VARIANTS = (("float32", False), ("mixed_bfloat16", False), ("float32", True))
+
+
+def compare(names: list[str], steps: int, rounds: int) -> None:
+    import statistics
+
+    print(f"train_throughput --compare  {datetime.datetime.now():%Y-%m-%d %H:%M}  "
+          f"nproc={os.cpu_count()}  cpu={cpu_model()}  {_load()}")
+    header = (f"{'config':<11}{'variant':<17}{'steps/s min':>12}{'median':>9}{'max':>9}"
+              f"{'peak RSS GiB':>14}{'loss':>9}")
+    print(header)
+    print("-" * len(header))
+    baseline = {}
+    for name in names:
+        results = {v: [] for v in VARIANTS}
+        for _ in range(rounds):
+            for precision, xla in VARIANTS:  # interleaved
+                print(f"measuring {name} {precision} xla={xla} ...", file=sys.stderr, flush=True)
+                results[(precision, xla)].append(_run_child(
+                    [f"--child={name}", f"--steps={steps}", f"--precision={precision}",
+                     f"--jit_compile={xla}"]))
+        for (precision, xla), runs in results.items():
+            rates = [r["steps_per_s"] for r in runs]
+            label = precision + (" + XLA" if xla else "")
+            print(f"{name:<11}{label:<17}{min(rates):>12.3f}{statistics.median(rates):>9.3f}"
+                  f"{max(rates):>9.3f}{max(r['peak_rss_gib'] for r in runs):>14.2f}"
+                  f"{runs[-1]['loss']:>9.4f}")
+            baseline.setdefault(name, {})[label] = statistics.median(rates)
+    print(f"machine after the runs: {_load()}")
+    line = ", ".join(f"{name}: bfloat16 {v['mixed_bfloat16'] / v['float32']:.2f}x, "
+                     f"XLA {v['float32 + XLA'] / v['float32']:.2f}x" for name, v in
+                     baseline.items())
+    print(f"median steps/s relative to float32: {line}")
+
+
+def efficiency(names: list[str], steps: int, overrides: list[str]) -> None:
+    print(f"train_throughput --efficiency  {datetime.datetime.now():%Y-%m-%d %H:%M}  "
+          f"nproc={os.cpu_count()}  cpu={cpu_model()}  {_load()}")
+    ceiling = _run_child(["--child=matmul"])["gflops"]
+    print(f"float32 matmul ceiling (2048^3 tf.matmul, best of 10): {ceiling:.1f} GFLOP/s")
+    for name in names:
+        r = _run_child([f"--child={name}", f"--steps={steps}",
+                        *[f"--override={o}" for o in overrides]])
+        print(f"\n{name} ({r['clip']}, width {r['width']}), {' '.join(overrides)}: "
+              f"{r['step_s']:.2f} s/step")
+        print(f"{'part':<24}{'GFLOP/step':>12}{'share':>8}")
+        for part, value in r["flops"].items():
+            if part != "total":
+                print(f"{part:<24}{value / 1e9:>12.1f}{value / r['flops']['total']:>8.1%}")
+        achieved = r["flops"]["total"] / r["step_s"] / 1e9
+        print(f"{'total':<24}{r['flops']['total'] / 1e9:>12.1f}  -> {achieved:.1f} GFLOP/s")
+    print(f"machine after the runs: {_load()}")
+    print(f"{names[-1]} train step: {achieved:.1f} GFLOP/s = {achieved / ceiling:.0%} of the "
+          f"measured float32 matmul ceiling ({ceiling:.0f} GFLOP/s)")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="tiny,quickstart,paper")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per config")
+    parser.add_argument("--compare", action="store_true",
+                        help="float32 vs mixed_bfloat16 vs XLA, interleaved (default: quickstart)")
+    parser.add_argument("--rounds", type=int, default=3, help="--compare rounds")
+    parser.add_argument("--efficiency", action="store_true",
+                        help="FLOP/s of the train step vs the matmul ceiling (default: paper)")
+    parser.add_argument("--override", action="append", default=[],
+                        help="extra train flag for --efficiency, e.g. --override=--batch_size=2")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--jit_compile", default="False", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child == "matmul":
+        print("RESULT " + json.dumps({"gflops": matmul_ceiling()}), flush=True)
+        return
     if args.child:
-        print("RESULT " + json.dumps(measure(args.child, args.steps)), flush=True)
+        print("RESULT " + json.dumps(measure(args.child, args.steps, args.precision,
+                                             args.jit_compile == "True",
+                                             tuple(args.override))), flush=True)
+        return
+    names = args.configs.split(",")
+    for name in names:
+        if name not in CONFIGS:
+            sys.exit(f"unknown config {name!r}; known: {sorted(CONFIGS)}")
+    if args.compare:
+        compare(names if args.configs != parser.get_default("configs") else ["quickstart"],
+                args.steps, args.rounds)
+        return
+    if args.efficiency:
+        efficiency(names if args.configs != parser.get_default("configs") else ["paper"],
+                   args.steps, args.override)
         return
     print(f"train_throughput  {datetime.date.today()}  nproc={os.cpu_count()}  cpu={cpu_model()}")
     rows = []

@@ -19,6 +19,7 @@ TOTAL_STRIDE = 8
 BACKBONES = ("memtrack_alexnet", "siamfc_alexnet")
 RESPONSE_HEADS = ("batchnorm", "scale")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 TRAIN_DATASETS = ("synthetic", "tfrecord")
 BENCHMARKS = ("otb100", "otb2013", "otb", "uav123", "vot", "vot2016", "vot2018", "vot2019",
               "got10k", "lasot")
@@ -178,10 +179,16 @@ class TrainConfig:
     init_backbone: str = ""
     freeze_backbone: bool = False
     seed: int = 1234
+    # Keras dtype policy of the backbone in training (the rest, the loss and every BatchNorm's
+    # statistics stay float32); mixed_float16 adds dynamic loss scaling.
+    precision: str = "float32"
+    jit_compile: bool = False  # XLA-compile the forward + backward + update of a train step
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy={self.strategy!r}: expected one of {STRATEGIES}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}: expected one of {PRECISIONS}")
         if self.train_steps < 0:
             raise ValueError(f"train_steps={self.train_steps} must be >= 0")
         for name in ("lr_decay_steps", "log_every", "summary_every", "image_summary_every",

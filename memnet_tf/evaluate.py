@@ -137,9 +137,9 @@ def _evaluate_ope(dataset, title, sequences, trackers, problems, report_dir) -> 
     for tracker_scores in scores["trackers"].values():
         problems.extend(tracker_scores["errors"])
     scored = any(t["overall"] is not None for t in scores["trackers"].values())
-    suffix = ""
-    if partial and FLAGS.allow_partial:
-        suffix = " - partial (" + ", ".join(sorted({t["label"][9:-1] for t in partial.values()})) + ")"
+    # Plot titles say it too: "OTB-100 - partial (4/100)" (one label per distinct count).
+    labels = sorted({t["label"] for t in partial.values()}) if FLAGS.allow_partial else []
+    suffix = f" - {', '.join(labels)}" if labels else ""
     report.write_json(scores, os.path.join(report_dir, "scores.json"))
     if scored:
         report.plot_success(scores, os.path.join(report_dir, "success_plot.png"),

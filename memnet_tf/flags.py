@@ -110,6 +110,14 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_enum("strategy", tr.strategy, config_lib.STRATEGIES,
                       "tf.distribute strategy: default (one device), mirrored (all local GPUs), "
                       "multi_worker (TF_CONFIG).", **fv)
+    flags.DEFINE_enum("precision", tr.precision, config_lib.PRECISIONS,
+                      "Backbone compute dtype in training: float32, mixed_bfloat16 (TPU/Ampere+ "
+                      "GPUs, AVX-512 CPUs) or mixed_float16 (GPUs, with dynamic loss scaling). "
+                      "Variables, the memory, the loss and BatchNorm statistics stay float32.",
+                      **fv)
+    flags.DEFINE_boolean("jit_compile", tr.jit_compile,
+                         "XLA-compile the train step (forward, backward, optimiser update).",
+                         **fv)
     flags.DEFINE_string("init_backbone", tr.init_backbone,
                         "Checkpoint (or run folder) whose backbone warm-starts training.", **fv)
     flags.DEFINE_boolean("freeze_backbone", tr.freeze_backbone,

@@ -123,24 +123,37 @@ def main(argv):
     import keras
 
     from memnet_tf.data import pipeline
-    from memnet_tf.training.trainer import NonFiniteLossError, Trainer, make_strategy
+    from memnet_tf.training.trainer import (NonFiniteLossError, Trainer, is_chief,
+                                            make_strategy)
 
-    os.makedirs(train_cfg.model_dir, exist_ok=True)
-    memnet_flags.write_flagfile(os.path.join(train_cfg.model_dir, "flags.txt"))
-    config_lib.write_atomically(
-        os.path.join(train_cfg.model_dir, "config.json"),
-        config_lib.to_json({"model": model_cfg, "data": data_cfg, "train": train_cfg,
-                            "track": track_cfg}))
+    try:
+        # First: a multi-worker strategy must exist before any other TF op runs.
+        strategy = make_strategy(train_cfg.strategy)
+    except (ValueError, tf.errors.OpError) as e:
+        _fail(str(e))
+    chief = is_chief(strategy)
+    if chief:  # other workers share the chief's model_dir and write nothing there
+        os.makedirs(train_cfg.model_dir, exist_ok=True)
+        memnet_flags.write_flagfile(os.path.join(train_cfg.model_dir, "flags.txt"))
+        config_lib.write_atomically(
+            os.path.join(train_cfg.model_dir, "config.json"),
+            config_lib.to_json({"model": model_cfg, "data": data_cfg, "train": train_cfg,
+                                "track": track_cfg}))
     keras.utils.set_random_seed(train_cfg.seed)
     try:
-        strategy = make_strategy(train_cfg.strategy)
-
         if data_cfg.feature_cache:
+            if train_cfg.strategy == "multi_worker":
+                raise ValueError("--feature_cache cannot be sharded over workers yet; train "
+                                 "on cached features with --strategy=default or mirrored")
             train_dataset, val_dataset = cached_datasets(model_cfg, data_cfg, train_cfg)
         else:
-            def train_dataset(start_step):
+            def train_dataset(start_step, shard=None):
+                # Each worker reads its own shard, batch_size / workers clips per batch.
+                workers = shard[1] if shard else 1
                 return pipeline.make_dataset(data_cfg, model_cfg, "train",
-                                             seed=train_cfg.seed + start_step)
+                                             seed=train_cfg.seed + start_step,
+                                             batch_size=data_cfg.batch_size // workers,
+                                             shard=shard)
 
             def val_dataset():
                 return pipeline.make_dataset(data_cfg, model_cfg, "val", seed=train_cfg.seed)
@@ -164,7 +177,7 @@ def main(argv):
         _fail(f"{type(e).__name__}: {e.message.splitlines()[0] if e.message else e}",
               cli.EXIT_FAILURE)
 
-    if FLAGS.final_eval_sequences > 0:
+    if FLAGS.final_eval_sequences > 0 and chief:
         from memnet_tf.eval import synthetic_benchmark
 
         synthetic_benchmark.evaluate_after_training(

@@ -59,11 +59,11 @@ def test_experiment_otb_scores_what_our_evaluate_scores(tmp_path):
 
 
 def test_export_folders_are_told_from_run_folders(tmp_path):
-    from memnet_tf.tracking import got10k_tracker
+    from memnet_tf.tracking import model_path as got10k_tracker
 
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "saved_model.pb").write_bytes(b"")
     assert got10k_tracker.is_export(str(tmp_path / "export"))
     assert not got10k_tracker.is_export(str(tmp_path))
-    with pytest.raises(ValueError, match="give checkpoint= a run folder"):
+    with pytest.raises(ValueError, match="give a run folder"):
         Got10kTracker(checkpoint="")

@@ -311,7 +311,7 @@ def test_training_on_cached_features_end_to_end(shards, tmp_path):
 # The experiment report.
 
 
-def test_headline_pairs_seeds_and_reports_their_spread():
+def test_headline_pairs_seeds_and_reports_their_spread(tmp_path):
     import memory_on_real_video as bench
 
     rows = []
@@ -335,6 +335,8 @@ def test_headline_pairs_seeds_and_reports_their_spread():
     text = bench.format_report(rows, "title", "machine")
     assert text.splitlines()[-1] == line and "12.3" in text
     assert "| no_memory | 3     | 0.403" in text
+    bench.plot_variants(rows, str(tmp_path / "auc.png"), "title")
+    assert (tmp_path / "auc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_run_folders_are_discovered_by_name(tmp_path):
@@ -348,3 +350,16 @@ def test_run_folders_are_discovered_by_name(tmp_path):
     assert bench.variant_of("no_memory_seed12") == ("no_memory", 12)
     with pytest.raises(ValueError, match="not <variant>_seed<k>:DIR"):
         bench.parse_runs("memtrack:/tmp")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variants=memtrack,bogus"], "--variants: unknown ['bogus']"),
+    (["--seeds=0,x"], "--seeds: integers expected"),
+    (["--evaluate=train"], "--evaluate: unknown ['train']"),
+])
+def test_experiment_tool_rejects_bad_arguments(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "tools/real_video_experiment.py",
+                             f"--output_dir={tmp_path}", *args], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and message in result.stderr
+    assert not os.listdir(tmp_path)  # nothing written before the arguments are checked

@@ -15,8 +15,9 @@ Steps, each skipped when its output is already there (an interrupted experiment 
    backbone's feature cache (`<data_dir>/features`), later runs reuse it;
 4. tracks the validation sequences (for choosing between recipes: never the test sequences) and
    the unseen test sequences (otb_mini + vot_bag) with every run, SiamFC mode and the static box,
-   and prints benchmarks/memory_on_real_video.py's tables; `<output_dir>/report_<set>.txt` keeps
-   them and `<output_dir>/timings.json` the wall time of every step.
+   and prints benchmarks/memory_on_real_video.py's tables;
+   `<output_dir>/report_<set>_<variants>.txt` keeps them and `<output_dir>/timings.json` the
+   wall time of every step.
 
 Variants (all from experiments/memtrack_real.flags; `no_memory` is experiments/no_memory_real.flags):
     memtrack      full MemTrack: attention, LSTM controller, 8-slot memory, T_0 + r (.) T_retr
@@ -139,15 +140,17 @@ def main(argv):
     data_dir = os.path.abspath(_DATA_DIR.value or os.path.join(output_dir, "data"))
     os.makedirs(output_dir, exist_ok=True)
     timings_path = os.path.join(output_dir, "timings.json")
-    timings = {}
-    if os.path.isfile(timings_path):
-        with open(timings_path, encoding="utf-8") as f:
-            timings = json.load(f)
 
     def record(key, seconds):
+        # Read-modify-write each time: two experiments may share one output folder.
+        timings = {}
+        if os.path.isfile(timings_path):
+            with open(timings_path, encoding="utf-8") as f:
+                timings = json.load(f)
         timings[key] = round(seconds, 1)
-        with open(timings_path, "w", encoding="utf-8") as f:
+        with open(timings_path + ".tmp", "w", encoding="utf-8") as f:
             json.dump(timings, f, indent=1)
+        os.replace(timings_path + ".tmp", timings_path)
 
     tic = time.time()
     backbone = import_backbone(output_dir)
@@ -167,13 +170,15 @@ def main(argv):
     run_list = ",".join(f"{name}:{path}" for name, path in runs.items())
     for sequence_set in _SETS.value:
         tic = time.time()
-        report_path = os.path.join(output_dir, f"report_{sequence_set}.txt")
+        report_path = os.path.join(output_dir,
+                                   f"report_{sequence_set}_{'+'.join(_VARIANTS.value)}.txt")
         stdout = sys.stdout
         with open(report_path + ".tmp", "w", encoding="utf-8") as out:
             sys.stdout = Tee(stdout, out)
             try:
                 memory_on_real_video.main([f"--runs={run_list}", f"--sequence_set={sequence_set}",
-                                           f"--siamfc_checkpoint={backbone}"])
+                                           f"--siamfc_checkpoint={backbone}",
+                                           f"--plot={report_path[:-4]}.png"])
             finally:
                 sys.stdout = stdout
         os.replace(report_path + ".tmp", report_path)

@@ -70,7 +70,7 @@ def iou_labels(search_boxes: tf.Tensor, response_size: int, threshold: float = 0
 
     Args:
         search_boxes: `[..., 4]` target boxes in search-crop pixels, `[x1, y1, x2, y2]`
-            inclusive corners (so w = x2 - x1 + 1).
+            inclusive corners (so w = x2 - x1 + 1, computed in float32 as the official code).
         response_size: R.
         threshold: the IoU threshold (0.7).
         stride: pixels per response cell.
@@ -79,7 +79,10 @@ def iou_labels(search_boxes: tf.Tensor, response_size: int, threshold: float = 0
         label: float32 `[..., R, R]`, 1 on positives and 0 elsewhere.
         weight: float32 `[..., R, R]`, from `balanced_weights`.
     """
-    boxes = tf.cast(search_boxes, tf.float64)
+    # Sizes in float32, as the official code computes them from its float32 boxes (the IoU
+    # itself is float64 there too): with fractional corners a float64 size can miss an exact
+    # integer by 1e-6 and turn an IoU of exactly 0.7 (ignored) into a positive or negative.
+    boxes = tf.cast(search_boxes, tf.float32)
     sizes = boxes[..., 2:4] - boxes[..., 0:2] + 1.0
     iou = shifted_box_iou(sizes, response_size, stride)
     positive = iou > threshold

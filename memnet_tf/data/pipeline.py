@@ -198,7 +198,8 @@ class _SyntheticClips:
         return self._cut(video, frames)
 
 
-def _synthetic_clips(data_cfg, geometry: PatchGeometry, split: str, seed: int) -> tf.data.Dataset:
+def _synthetic_clips(data_cfg, geometry: PatchGeometry, split: str, seed: int,
+                     shard: tuple[int, int] = (0, 1)) -> tf.data.Dataset:
     need = sampling.min_track_frames(data_cfg.time_steps)
     if data_cfg.synthetic_sequence_length < need:
         raise ValueError(f"synthetic_sequence_length={data_cfg.synthetic_sequence_length} is too "
@@ -207,7 +208,9 @@ def _synthetic_clips(data_cfg, geometry: PatchGeometry, split: str, seed: int) -
     if split == "train":
         if data_cfg.num_train_sequences < 1:
             raise ValueError("num_train_sequences must be positive for synthetic training")
-        numbers = tf.data.Dataset.counter()
+        # Shard i of n draws clips i, i + n, i + 2n, ...: disjoint keys, so no worker repeats
+        # another's clip.
+        numbers = tf.data.Dataset.counter(start=shard[0], step=shard[1])
     else:
         numbers = tf.data.Dataset.range(data_cfg.num_val_sequences)
     size, num_frames = geometry.patch_size, data_cfg.time_steps + 1
@@ -351,17 +354,24 @@ def check_tfrecord_dir(data_dir: str, split: str, geometry: PatchGeometry,
     return shards
 
 
-def _tfrecord_clips(data_cfg, geometry: PatchGeometry, split: str, seed: int) -> tf.data.Dataset:
+def _tfrecord_clips(data_cfg, geometry: PatchGeometry, split: str, seed: int,
+                    shard: tuple[int, int] = (0, 1)) -> tf.data.Dataset:
     shards = check_tfrecord_dir(data_cfg.data_dir, split, geometry, data_cfg.time_steps)
     manifest = tfrecord.read_manifest(data_cfg.data_dir, split) or {"shards": []}
     shard_sizes = {shard["file"]: len(shard["tracks"]) for shard in manifest["shards"]}
     files = tf.data.Dataset.from_tensor_slices(shards)
+    index, count = shard
+    if count > 1 and len(shards) >= count:
+        files = files.shard(count, index)  # each worker reads its own files
+        shards = shards[index::count]
     if split == "train":
         files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True).repeat()
         records = files.interleave(_shard_records,
                                    cycle_length=min(len(shards), SHARD_CYCLE_LENGTH),
                                    block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
                                    deterministic=True)
+        if count > 1 and len(shards) < count:
+            records = records.shard(count, index)  # fewer files than workers: every n-th track
         records = records.shuffle(TRACK_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     else:
         records = files.flat_map(_shard_records)
@@ -394,7 +404,8 @@ def _tfrecord_clips(data_cfg, geometry: PatchGeometry, split: str, seed: int) ->
 
 
 def make_dataset(data_cfg, model_cfg, split: str, seed: int | None = None,
-                 batch_size: int | None = None) -> tf.data.Dataset:
+                 batch_size: int | None = None,
+                 shard: tuple[int, int] | None = None) -> tf.data.Dataset:
     """The training or validation dataset of batched clips.
 
     Args:
@@ -406,6 +417,9 @@ def make_dataset(data_cfg, model_cfg, split: str, seed: int | None = None,
         seed: sampling/augmentation seed; defaults to data_cfg.seed. (Synthetic videos
             themselves always come from data_cfg.seed, so the data set does not change with it.)
         batch_size: clips per batch; defaults to data_cfg.batch_size.
+        shard: `(index, count)`: this worker's part of the training data (multi-worker runs):
+            synthetic clip numbers index, index + count, ...; TFRecord files index::count (or
+            every count-th track when there are fewer files than workers). Train split only.
 
     Returns:
         A dataset of (features, targets), batches of B = batch_size clips, drop_remainder:
@@ -422,13 +436,19 @@ def make_dataset(data_cfg, model_cfg, split: str, seed: int | None = None,
     geometry = PatchGeometry.from_configs(data_cfg, model_cfg)
     seed = data_cfg.seed if seed is None else int(seed)
     batch_size = batch_size or data_cfg.batch_size
+    shard = (0, 1) if shard is None else (int(shard[0]), int(shard[1]))
+    if not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"shard={shard}: expected (index, count) with 0 <= index < count")
+    if shard[1] > 1 and split != "train":
+        raise ValueError(f"shard={shard}: only the train split is sharded (validation runs on "
+                         "the chief)")
     if data_cfg.dataset == "synthetic":
         if split == "val" and data_cfg.num_val_sequences < batch_size:
             raise ValueError(f"num_val_sequences={data_cfg.num_val_sequences} is smaller than "
                              f"the batch size {batch_size}: validation would have no batch")
-        clips = _synthetic_clips(data_cfg, geometry, split, seed)
+        clips = _synthetic_clips(data_cfg, geometry, split, seed, shard)
     elif data_cfg.dataset == "tfrecord":
-        clips = _tfrecord_clips(data_cfg, geometry, split, seed)
+        clips = _tfrecord_clips(data_cfg, geometry, split, seed, shard)
     else:
         raise ValueError(f"dataset={data_cfg.dataset!r}: expected 'synthetic' or 'tfrecord'")
     to_example = functools.partial(make_example, geometry=geometry, data_cfg=data_cfg)

@@ -34,6 +34,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Iterable, Sequence as SequenceType
 
 import numpy as np
@@ -203,8 +204,8 @@ def accuracy_robustness(overlaps: dict[str, list[np.ndarray]],
     per_sequence = []
     for name, repetitions in overlaps.items():
         stacked = np.vstack([np.asarray(r, np.float64) for r in repetitions])
-        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-            sup.filter(RuntimeWarning)
+        with warnings.catch_warnings():  # an all-NaN frame (a code line) is NaN, as in pysot
+            warnings.simplefilter("ignore", RuntimeWarning)
             per_sequence.append(np.nanmean(stacked, axis=0))
     frames = int(sum(len(o) for o in per_sequence))
     everything = np.concatenate(per_sequence) if per_sequence else np.zeros(0)
@@ -305,7 +306,7 @@ def score_tracker(sequences: SequenceType[Sequence], results_dir: str, tracker: 
     interval = EAO_INTERVALS.get(year)
     if interval is None:
         raise ValueError(f"year={year!r}: EAO intervals are known for {sorted(EAO_INTERVALS)}")
-    ar_overlaps, ar_failures, errors, warnings = {}, {}, [], []
+    ar_overlaps, ar_failures, errors, notes = {}, {}, [], []
     eao_overlaps, eao_failures, eao_lengths, repetitions = [], [], [], 1
     per_sequence = {}
     for sequence in sequences:
@@ -322,7 +323,7 @@ def score_tracker(sequences: SequenceType[Sequence], results_dir: str, tracker: 
             continue
         for path, trajectory in zip(paths, trajectories):
             if len(trajectory) != len(regions):
-                warnings.append(f"{path}: {len(trajectory)} lines for {len(regions)} frames; "
+                notes.append(f"{path}: {len(trajectory)} lines for {len(regions)} frames; "
                                 f"overlaps over the first {min(len(trajectory), len(regions))}, "
                                 "failures over every line (as pysot)")
         ar_overlaps[sequence.name], ar_failures[sequence.name] = [], []
@@ -337,17 +338,17 @@ def score_tracker(sequences: SequenceType[Sequence], results_dir: str, tracker: 
             eao_failures.append(failure_frames(trajectory))
             eao_lengths.append(len(regions))
         repetitions = len(trajectories)
-        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-            sup.filter(RuntimeWarning)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             accuracy = float(np.nanmean(np.concatenate(ar_overlaps[sequence.name])))
         per_sequence[sequence.name] = {"accuracy": accuracy,
                                        "failures": float(np.mean(ar_failures[sequence.name]))}
-    for message in errors + warnings:
+    for message in errors + notes:
         logging.warning("%s: %s", tracker, message)
     result = {"eao": None, "accuracy": None, "robustness": None, "failures": None,
               "frames": None, "eao_curve": None, "num_sequences": len(per_sequence),
               "num_expected": len(sequences), "sequences": per_sequence, "errors": errors,
-              "warnings": warnings, "interval": list(interval)}
+              "warnings": notes, "interval": list(interval)}
     if per_sequence and not errors:
         result.update(accuracy_robustness(ar_overlaps, ar_failures))
         fragments, weights = eao_fragments(eao_overlaps, eao_failures, eao_lengths,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from memnet_tf.layers.batch_norm import GlobalBatchNormalization
+
 
 def xcorr_reference(search_features: tf.Tensor, templates: tf.Tensor) -> tf.Tensor:
     """Slow reference: correlates every example with its own template.
@@ -82,8 +84,8 @@ class ResponseHead(keras.layers.Layer):
         self.momentum = momentum
         self.epsilon = epsilon
         if kind == "batchnorm":
-            self.batch_norm = keras.layers.BatchNormalization(
-                momentum=momentum, epsilon=epsilon, synchronized=True, name="bn_response")
+            self.batch_norm = GlobalBatchNormalization(
+                momentum=momentum, epsilon=epsilon, name="bn_response")
 
     def build(self, responses_shape):
         if self.kind == "batchnorm":

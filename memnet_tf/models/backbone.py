@@ -13,6 +13,8 @@ import keras
 import tensorflow as tf
 
 from memnet_tf.config import ModelConfig
+from memnet_tf.layers.batch_norm import GlobalBatchNormalization
+
 # (kernel, stride) of conv1..conv5; max-pools 3/2 follow conv1 and conv2.
 _CONV_GEOMETRY = ((11, 2), (5, 1), (3, 1), (3, 1), (3, 1))
 
@@ -39,15 +41,17 @@ class AlexNetBackbone(keras.layers.Layer):
         self.input_scale = input_scale
         # Sub-layers are plain named attributes (conv1..conv5, conv1_bn..conv4_bn):
         # tf.train.Checkpoint does not see inside Keras 3's list wrappers.
+        # Sub-layers take this layer's dtype policy (a mixed policy computes the convs in
+        # bfloat16/float16 with float32 variables; the BatchNorms keep float32 statistics).
+        policy = self.dtype_policy
         for i, (c, (k, s), g) in enumerate(zip(self.channels, _CONV_GEOMETRY, self.groups)):
             setattr(self, f"conv{i + 1}", keras.layers.Conv2D(
-                c, k, strides=s, groups=g, padding="valid", name=f"conv{i + 1}"))
+                c, k, strides=s, groups=g, padding="valid", dtype=policy, name=f"conv{i + 1}"))
         for i in range(4):
-            # Synchronised: with several replicas the statistics are those of the global batch,
-            # as on one device (no effect with a single replica).
-            setattr(self, f"conv{i + 1}_bn", keras.layers.BatchNormalization(
-                momentum=bn_momentum, epsilon=bn_epsilon, synchronized=True,
-                name=f"conv{i + 1}_bn"))
+            # Statistics of the global batch over all replicas, two-pass, Bessel-corrected moving
+            # variance: as the official fused BatchNorm on one device (layers/batch_norm.py).
+            setattr(self, f"conv{i + 1}_bn", GlobalBatchNormalization(
+                momentum=bn_momentum, epsilon=bn_epsilon, dtype=policy, name=f"conv{i + 1}_bn"))
 
     @property
     def convs(self):
@@ -69,7 +73,8 @@ class AlexNetBackbone(keras.layers.Layer):
 
     def call(self, images, training=False):
         """`[B, H, W, 3]` images in [0, 1] -> `[B, (H-87)/8+1, ..., C]` features."""
-        x = images * self.input_scale if self.input_scale != 1.0 else images
+        x = tf.cast(images, self.compute_dtype)
+        x = x * self.input_scale if self.input_scale != 1.0 else x
         for i, conv in enumerate(self.convs):
             x = convolve(conv, x)
             if i < 4:
@@ -106,14 +111,16 @@ def convolve(conv: keras.layers.Conv2D, x: tf.Tensor) -> tf.Tensor:
     return tf.nn.bias_add(y, tf.cast(conv.bias, x.dtype)) if conv.use_bias else y
 
 
-def memtrack_alexnet(cfg: ModelConfig, name: str = "feature_extraction") -> AlexNetBackbone:
+def memtrack_alexnet(cfg: ModelConfig, name: str = "feature_extraction",
+                     dtype=None) -> AlexNetBackbone:
     return AlexNetBackbone(cfg.channels, (1, 1, 1, 1, 1), cfg.bn_epsilon, cfg.bn_momentum,
-                           cfg.input_scale, name=name)
+                           cfg.input_scale, name=name, dtype=dtype)
 
 
-def siamfc_alexnet(cfg: ModelConfig, name: str = "feature_extraction") -> AlexNetBackbone:
+def siamfc_alexnet(cfg: ModelConfig, name: str = "feature_extraction",
+                   dtype=None) -> AlexNetBackbone:
     return AlexNetBackbone(cfg.channels, (1, 2, 1, 2, 2), cfg.bn_epsilon, cfg.bn_momentum,
-                           cfg.input_scale, name=name)
+                           cfg.input_scale, name=name, dtype=dtype)
 
 
 BACKBONE_BUILDERS = {
@@ -122,11 +129,11 @@ BACKBONE_BUILDERS = {
 }
 
 
-def build_backbone(cfg: ModelConfig) -> AlexNetBackbone:
-    """The backbone named by `cfg.backbone`."""
+def build_backbone(cfg: ModelConfig, dtype=None) -> AlexNetBackbone:
+    """The backbone named by `cfg.backbone`, with an optional Keras dtype policy (name)."""
     try:
         builder = BACKBONE_BUILDERS[cfg.backbone]
     except KeyError:
         raise ValueError(f"unknown backbone {cfg.backbone!r}; known: "
                          f"{sorted(BACKBONE_BUILDERS)}") from None
-    return builder(cfg)
+    return builder(cfg, dtype=dtype)

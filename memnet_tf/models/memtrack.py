@@ -215,9 +215,14 @@ class MemTrack(keras.Model):
     Args:
       model_config: a `ModelConfig` or its dict.
       seed: seed of the controller dropout.
+      backbone_dtype: Keras dtype policy of the backbone (training precision, e.g.
+        "mixed_bfloat16"); its features are cast to float32, so attention, controller, memory,
+        correlation and response head always compute in float32. Not part of the config:
+        variables are float32 whatever the policy, checkpoints are the same.
     """
 
-    def __init__(self, model_config=None, seed: int | None = None, **kwargs):
+    def __init__(self, model_config=None, seed: int | None = None, backbone_dtype=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if model_config is None:
             model_config = config_lib.ModelConfig()
@@ -226,7 +231,7 @@ class MemTrack(keras.Model):
         self.model_config = model_config
         self.seed = seed
         cfg = model_config
-        self.backbone = build_backbone(cfg)
+        self.backbone = build_backbone(cfg, dtype=backbone_dtype)
         self.cell = None
         if cfg.use_memory:
             self.cell = MemTrackCell(
@@ -250,8 +255,8 @@ class MemTrack(keras.Model):
     # ---------------------------------------------------------------- shared pieces
 
     def encode(self, images, training=False):
-        """Backbone features of `[B, H, W, 3]` images in [0, 1]."""
-        return self.backbone(images, training=training)
+        """Backbone features of `[B, H, W, 3]` images in [0, 1], as float32."""
+        return tf.cast(self.backbone(images, training=training), tf.float32)
 
     def initial_state(self, initial_template) -> MemTrackState:
         """The recurrent state for a sequence from its first-frame template `[B, h, w, C]`."""
@@ -424,6 +429,7 @@ def _merge_batch_time(x):
     return tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], axis=0))
 
 
-def build_model(model_config: config_lib.ModelConfig, seed: int | None = None) -> MemTrack:
-    """A built MemTrack for `model_config`."""
-    return MemTrack(model_config, seed=seed)
+def build_model(model_config: config_lib.ModelConfig, seed: int | None = None,
+                backbone_dtype=None) -> MemTrack:
+    """A built MemTrack for `model_config` (backbone_dtype: see `MemTrack`)."""
+    return MemTrack(model_config, seed=seed, backbone_dtype=backbone_dtype)

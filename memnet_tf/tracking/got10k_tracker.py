@@ -23,19 +23,13 @@ Needs the `got10k` package (`pip install -e ".[got10k]"`).
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 from got10k.trackers import Tracker
 
 from memnet_tf.eval.sequence import load_frame
-from memnet_tf.tracking import tracker as tracker_lib
-
-
-def is_export(path: str) -> bool:
-    """True for a SavedModel folder (our `export`), False for a run folder or checkpoint."""
-    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+from memnet_tf.tracking.model_path import factory_for, is_export  # noqa: F401 - re-exported
 
 
 class Got10kTracker(Tracker):
@@ -53,13 +47,7 @@ class Got10kTracker(Tracker):
     def __init__(self, checkpoint: str, name: str = "MemTrack", one_based: bool = True,
                  track_config=None):
         super().__init__(name=name, is_deterministic=True)
-        if not checkpoint:
-            raise ValueError("Got10kTracker: give checkpoint= a run folder, checkpoint prefix "
-                             "or export folder")
-        export = is_export(checkpoint)
-        self.factory = tracker_lib.TrackerFactory(
-            checkpoint=None if export else checkpoint, saved_model=checkpoint if export else None,
-            track_config=track_config, name=name)
+        self.factory = factory_for(checkpoint, name=name, track_config=track_config)
         self.offset = np.array([1.0, 1.0, 0.0, 0.0]) if one_based else np.zeros(4)
         self._tracker = self.factory()
 

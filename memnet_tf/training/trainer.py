@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 import time
 
 import tensorflow as tf
@@ -39,6 +41,17 @@ def make_optimizer(cfg: config_lib.TrainConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=schedule, epsilon=cfg.adam_epsilon)
 
 
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's files (always, except on non-chief workers)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def worker_index(strategy: tf.distribute.Strategy) -> int:
+    """This process's task index in a multi-worker cluster (0 on one machine)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return int(resolver.task_id or 0) if resolver is not None else 0
+
+
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or Inf; the run stops without saving."""
 
@@ -51,6 +64,8 @@ class Trainer:
       train_dataset_fn: `start_step -> tf.data.Dataset` of global batches `(features, targets)`,
         repeating. Resumed runs get a stream seeded by their start step: reproducible, and not a
         replay of the batches already trained on (iterators over generated data cannot be saved).
+        With several workers it is called as `train_dataset_fn(start_step, (index, count))` and
+        returns worker `index`'s part of the data in batches of batch_size / count clips.
       val_dataset_fn: optional callable returning a finite validation dataset (same structure).
       strategy: a tf.distribute strategy (default: the current one).
     """
@@ -60,10 +75,22 @@ class Trainer:
                  val_dataset_fn=None, strategy: tf.distribute.Strategy | None = None):
         self.model_cfg, self.data_cfg, self.train_cfg = model_cfg, data_cfg, train_cfg
         self.strategy = strategy or tf.distribute.get_strategy()
+        replicas = self.strategy.num_replicas_in_sync
+        if data_cfg.batch_size % replicas:
+            raise ValueError(f"batch_size={data_cfg.batch_size} is the global batch and must be "
+                             f"a multiple of the {replicas} replicas")
+        # Non-chief workers take part in every save (TF requires it) but into a temporary
+        # folder that is deleted at once; they read checkpoints from the chief's model_dir.
+        self.is_chief = is_chief(self.strategy)
         self.val_dataset_fn = val_dataset_fn
+        backbone_dtype = None if train_cfg.precision == "float32" else train_cfg.precision
         with self.strategy.scope():
-            self.model: MemTrack = build_model(model_cfg, seed=train_cfg.seed)
-            self.optimizer = make_optimizer(train_cfg)
+            self.model: MemTrack = build_model(model_cfg, seed=train_cfg.seed,
+                                               backbone_dtype=backbone_dtype)
+            adam = make_optimizer(train_cfg)
+            # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
+            self.optimizer = (keras.optimizers.LossScaleOptimizer(adam)
+                              if train_cfg.precision == "mixed_float16" else adam)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         if train_cfg.freeze_backbone:
             # Frozen means fixed weights *and* fixed BatchNorm statistics.
@@ -71,8 +98,9 @@ class Trainer:
         with self.strategy.scope():
             # Adam's slots are created here, not lazily inside the distributed tf.function.
             self.optimizer.build(self.model.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              step=self.step)
+        # Adam itself, not the loss-scale wrapper: checkpoints are the same in every precision
+        # (a resumed float16 run starts its loss scale afresh; it adapts in a few steps).
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=adam, step=self.step)
         self.manager = None
         if train_cfg.model_dir:
             self.manager = tf.train.CheckpointManager(
@@ -116,6 +144,7 @@ class Trainer:
         global_maps = tf.cast(tf.shape(targets["label"])[0] * replicas
                               * tf.shape(targets["label"])[1], tf.float32)
         variables = self.model.trainable_variables
+        scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
         with tf.GradientTape() as tape:
             outputs = self.model(features, training=True)
             logistic = self._losses(outputs, targets, global_maps)
@@ -123,12 +152,19 @@ class Trainer:
             regularization = losses.weight_decay_loss(
                 variables, self.train_cfg.weight_decay) / replicas
             loss = logistic + regularization
-        grads = tape.gradient(loss, variables)
-        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+            objective = self.optimizer.scale_loss(loss) if scaled else loss
+        grads = tape.gradient(objective, variables)
+        grads = [tf.zeros_like(v) if g is None else tf.cast(g, v.dtype)
+                 for g, v in zip(grads, variables)]
         # Keras clips per replica before summing; clipping must see the global gradient, so sum
         # here and clip (the caller hands the optimiser 1/replicas of it for its own sum).
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        grads, grad_norm = tf.clip_by_global_norm(grads, self.train_cfg.clip_norm)
+        # With loss scaling the gradients are x scale until the optimiser divides them: clip at
+        # clip_norm x scale, which is clipping the true gradient at clip_norm. Non-finite
+        # gradients (scale too large) make the optimiser skip the step and halve the scale.
+        scale = self.optimizer.dynamic_scale if scaled else 1.0
+        grads, grad_norm = tf.clip_by_global_norm(grads, self.train_cfg.clip_norm * scale)
+        grad_norm = grad_norm / scale
         logs = {
             "loss/total": loss,
             "loss/logistic": logistic,
@@ -155,11 +191,17 @@ class Trainer:
     def train_step(self, iterator) -> dict:
         """One optimiser step on the next global batch; returns scalar logs."""
         if self._train_step_fn is None:
+            replica_step = self._replica_train_step
+            if self.train_cfg.jit_compile:
+                # XLA compiles the replica's forward, backward and update; reading the input
+                # (iterator, tf.data) stays outside. The data pipeline's crop_and_resize never
+                # enters the step (crops arrive made).
+                replica_step = tf.function(replica_step, jit_compile=True)
+
             @tf.function
             def step_fn(iterator):
                 features, targets = next(iterator)
-                per_replica = self.strategy.run(self._replica_train_step,
-                                                args=(features, targets))
+                per_replica = self.strategy.run(replica_step, args=(features, targets))
                 return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                         for k, v in per_replica.items()}
             self._train_step_fn = step_fn
@@ -195,9 +237,31 @@ class Trainer:
         return {k: v / max(count, 1) for k, v in totals.items()}
 
     def save(self) -> str | None:
+        """Saves a checkpoint; returns its path (None on non-chief workers and without model_dir)."""
         if self.manager is None:
             return None
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        if self.is_chief:
+            return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        scratch = tempfile.mkdtemp(prefix=f"memnet_tf_worker{worker_index(self.strategy)}_")
+        try:
+            self.checkpoint.write(os.path.join(scratch, "ckpt"))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return None
+
+    def _train_iterator(self, start: int):
+        """The distributed iterator over training batches, from step `start` on."""
+        global_batch = self.data_cfg.batch_size
+
+        def worker_dataset(context: tf.distribute.InputContext):
+            shard = (context.input_pipeline_id, context.num_input_pipelines)
+            per_replica = context.get_per_replica_batch_size(global_batch)
+            # One element per local replica: rebatch splits the worker's batch in order.
+            return self.train_dataset_fn(start, shard).rebatch(per_replica)
+
+        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return iter(self.strategy.distribute_datasets_from_function(worker_dataset))
+        return iter(self.strategy.experimental_distribute_dataset(self.train_dataset_fn(start)))
 
     def run(self, progress=print) -> dict:
         """Trains to `train_steps`, resuming if possible. Returns the last logs."""
@@ -212,14 +276,13 @@ class Trainer:
         if start >= cfg.train_steps:
             progress(f"already at step {start} >= train_steps={cfg.train_steps}")
             return {}
-        writers = summaries.Writers(cfg.model_dir) if cfg.model_dir else None
+        writers = summaries.Writers(cfg.model_dir) if cfg.model_dir and self.is_chief else None
         image_batch = None
         if writers is not None and self.val_dataset_fn is not None:
             image_batch = next(iter(self.val_dataset_fn().take(1)))
             if "exemplar" not in image_batch[0]:
                 image_batch = None  # cached features: no images to show
-        iterator = iter(self.strategy.experimental_distribute_dataset(
-            self.train_dataset_fn(start)))
+        iterator = self._train_iterator(start)
         global_batch = self.data_cfg.batch_size
         logs, tic, last_step, run_start = {}, time.time(), start, time.time()
         for step in range(start + 1, cfg.train_steps + 1):
@@ -250,8 +313,8 @@ class Trainer:
                                                 or step == cfg.train_steps):
                     outputs = self.predict_diagnostics(image_batch[0])
                     writers.images(image_batch, outputs, step)
-            if self.val_dataset_fn is not None and (step % cfg.validate_every == 0
-                                                    or step == cfg.train_steps):
+            if self.val_dataset_fn is not None and self.is_chief and (
+                    step % cfg.validate_every == 0 or step == cfg.train_steps):
                 val_logs = self.validate()
                 progress(f"validation at step {step}: " + "  ".join(
                     f"{k} {v:.4f}" for k, v in val_logs.items()))

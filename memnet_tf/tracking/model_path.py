@@ -1,0 +1,23 @@
+"""One argument for "a trained tracker": a run folder, a checkpoint prefix or an export folder."""
+
+from __future__ import annotations
+
+import os
+
+from memnet_tf.tracking import tracker as tracker_lib
+
+
+def is_export(path: str) -> bool:
+    """True for a SavedModel folder (our `export`), False for a run folder or checkpoint."""
+    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def factory_for(path: str, name: str = "MemTrack", track_config=None
+                ) -> tracker_lib.TrackerFactory:
+    """The `TrackerFactory` of `path`, an export or a run/checkpoint."""
+    if not path:
+        raise ValueError("give a run folder, checkpoint prefix or export folder")
+    export = is_export(path)
+    return tracker_lib.TrackerFactory(checkpoint=None if export else path,
+                                      saved_model=path if export else None,
+                                      track_config=track_config, name=name)
