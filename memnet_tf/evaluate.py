@@ -214,8 +214,10 @@ def main(argv):
         if not sequences:
             raise _Failure(f"no sequence could be loaded from "
                            f"{FLAGS.annotations or FLAGS.dataset_root}", bad_input=True)
-        title = dataset_title(dataset, FLAGS.dataset_root or FLAGS.annotations, len(sequences))
-        print(f"{title}: {len(sequences)} sequences")
+        # The header names a subset as such; tables and plots of a subset say "partial (k/N)".
+        title = dataset_title(dataset, FLAGS.dataset_root or FLAGS.annotations)
+        print(f"{dataset_title(dataset, FLAGS.dataset_root or FLAGS.annotations, len(sequences))}"
+              f": {len(sequences)} sequences")
         trackers = list(FLAGS.trackers)
         ours = _run_our_tracker(sequences, protocol, problems)
         if ours and trackers and ours not in trackers:
