@@ -97,7 +97,7 @@ def test_otb2013_from_json_and_tracker_selection(otb_results, tmp_path):
     assert "Good" not in _printed_scores(run.stdout)
     run = _run(*args, "--allow_partial")
     assert run.returncode == 0, run.stderr
-    assert "OTB-2013: 6 sequences" in run.stdout
+    assert "OTB100.json (6 of OTB-2013's 51 sequences): 6 sequences" in run.stdout
     assert set(_printed_scores(run.stdout)) == {"Good partial (6/51)"}
     assert "| Good partial (6/51) |" in run.stdout
 
