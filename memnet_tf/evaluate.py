@@ -32,11 +32,20 @@ from memnet_tf.eval import datasets, ope, otb, report, vot_supervised
 FLAGS = flags.FLAGS
 
 
-def dataset_title(dataset: str, source: str) -> str:
-    """The benchmark's name for tables and plots (`otb`: the folder's name)."""
+def dataset_title(dataset: str, source: str, num_sequences: int | None = None) -> str:
+    """The benchmark's name for tables and plots (`otb`: the folder's name).
+
+    A folder holding fewer sequences than the benchmark is never labelled as the benchmark:
+    `otb_mini (6 of OTB-100's 100 sequences)`.
+    """
     if dataset == "otb":
         return os.path.basename(os.path.normpath(source)) or source
-    return _TITLES[dataset]
+    title = _TITLES[dataset]
+    expected = otb.benchmark_names(dataset)
+    if expected and num_sequences is not None and num_sequences < len(expected):
+        folder = os.path.basename(os.path.normpath(source)) or source
+        return f"{folder} ({num_sequences} of {title}'s {len(expected)} sequences)"
+    return title
 
 
 _TITLES = {"otb100": "OTB-100", "otb2013": "OTB-2013", "uav123": "UAV123", "vot": "VOT (one pass)",
@@ -59,34 +68,42 @@ def _run_our_tracker(sequences, protocol, problems):
     if not (FLAGS.checkpoint or FLAGS.saved_model or FLAGS.litert):
         return None
     # Imported here only: scoring existing results must not pull in TensorFlow.
+    from memnet_tf import cli
+
+    cli.import_tensorflow_quietly()
     from memnet_tf.models import loading
     from memnet_tf.tracking import tracker as tracker_lib
 
     try:
-        factory = tracker_lib.factory_from_flags(FLAGS)
+        factory = tracker_lib.factory_from_flags(FLAGS, FLAGS.tracker_name or None)
         # Loaded once here (and cached for in-process tracking): a bad checkpoint or export
         # is one clear line, not a traceback in every sequence or worker.
-        factory()
+        tracker_name = factory().name  # MemTrack or SiamFC-mode unless --tracker_name
     except Exception as error:  # noqa: BLE001 - bad files are reported, bugs are not
         if not loading.is_loading_error(error):
             raise
-        raise _Failure(str(error)) from None
+        raise _Failure(str(error), bad_input=True) from None
     try:
         if protocol == "supervised":
             run = vot_supervised.run_supervised(
-                factory, sequences, FLAGS.results_dir, FLAGS.tracker_name,
+                factory, sequences, FLAGS.results_dir, tracker_name,
                 num_workers=FLAGS.num_workers, provenance=factory.provenance())
         else:
-            run = ope.run_ope(factory, sequences, FLAGS.results_dir, FLAGS.tracker_name,
+            run = ope.run_ope(factory, sequences, FLAGS.results_dir, tracker_name,
                               num_workers=FLAGS.num_workers, provenance=factory.provenance())
     except ValueError as error:  # the results folder belongs to another tracker
-        raise _Failure(str(error)) from None
+        raise _Failure(str(error), bad_input=True) from None
     problems.extend(run["failed"].values())
-    return FLAGS.tracker_name
+    return tracker_name
 
 
 class _Failure(Exception):
-    """An error that ends the command with one line on stderr and exit status 1."""
+    """An error that ends the command with one line on stderr: exit status 1, or 2 when the
+    input is bad (`bad_input`: a missing checkpoint, a results folder of another tracker)."""
+
+    def __init__(self, message: str, bad_input: bool = False):
+        super().__init__(message)
+        self.bad_input = bad_input
 
 
 def _print_problems(problems):
@@ -196,9 +213,11 @@ def main(argv):
                                           annotations=FLAGS.annotations or None, errors=problems)
         if not sequences:
             raise _Failure(f"no sequence could be loaded from "
-                           f"{FLAGS.annotations or FLAGS.dataset_root}")
+                           f"{FLAGS.annotations or FLAGS.dataset_root}", bad_input=True)
+        # The header names a subset as such; tables and plots of a subset say "partial (k/N)".
         title = dataset_title(dataset, FLAGS.dataset_root or FLAGS.annotations)
-        print(f"{title}: {len(sequences)} sequences")
+        print(f"{dataset_title(dataset, FLAGS.dataset_root or FLAGS.annotations, len(sequences))}"
+              f": {len(sequences)} sequences")
         trackers = list(FLAGS.trackers)
         ours = _run_our_tracker(sequences, protocol, problems)
         if ours and trackers and ours not in trackers:
@@ -207,12 +226,14 @@ def main(argv):
         evaluate = _evaluate_supervised if protocol == "supervised" else _evaluate_ope
         return evaluate(dataset, title, sequences, trackers, problems, report_dir)
     except (_Failure, FileNotFoundError, ValueError) as error:
+        # Exit status (memnet_tf/cli.py): 2 for bad input (missing files, another tracker's
+        # results folder), 1 when the run itself failed.
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        bad_input = not isinstance(error, _Failure) or error.bad_input
+        return 2 if bad_input else 1
 
 
 if __name__ == "__main__":
-    from memnet_tf import flags as memnet_flags
+    from memnet_tf import cli
 
-    memnet_flags.define_flags()
-    app.run(main)
+    cli.run(main, "evaluate")

@@ -42,7 +42,6 @@ import tempfile
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from memnet_tf import config as config_lib
 
@@ -310,13 +309,16 @@ def read_metadata(export_dir: str) -> dict:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")  # exit 2 (cli.run)
     if not FLAGS.checkpoint or not FLAGS.export_dir:
         print("error: give --checkpoint=RUN_DIR_OR_PREFIX and --export_dir=DIR",
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    # TF's SavedModel writer logs every renamed captured resource at INFO: noise for users.
-    logging.set_verbosity(logging.WARNING)
+    # TF's SavedModel writer logs every renamed captured resource at INFO: cli.run keeps absl
+    # at WARNING unless --verbosity is given.
+    from memnet_tf import cli
+
+    cli.import_tensorflow_quietly()
     import tensorflow as tf
 
     from memnet_tf.models import loading
@@ -339,8 +341,8 @@ def main(argv):
     except (FileExistsError, PermissionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"verified: reloaded signatures match the model within "
-          f"{metadata['max_abs_difference']:.2g}")
+    print(f"verified: reloaded signatures match the model (max difference "
+          f"{metadata['max_abs_difference']:.2g})")
     print(f"SavedModel: {os.path.abspath(FLAGS.export_dir)} (signatures: initialize, step)")
     return 0
 
@@ -371,7 +373,6 @@ def _export_litert_main(model, checkpoint: str, track_config) -> int:
 
 
 if __name__ == "__main__":
-    from memnet_tf import flags as memnet_flags
+    from memnet_tf import cli
 
-    memnet_flags.define_flags()
-    app.run(main)
+    cli.run(main, "export")

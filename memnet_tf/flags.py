@@ -150,17 +150,30 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("images", "", "track: a folder of frames (sorted by name).", **fv)
     flags.DEFINE_string("sequence", "", "track: an OTB or VOT sequence folder (with ground "
                         "truth, which also gives the first box).", **fv)
-    flags.DEFINE_string("init_box", "", "track: first-frame box x,y,w,h (0-based pixels).", **fv)
-    flags.DEFINE_string("output_video", "", "track: write an annotated video here.", **fv)
-    flags.DEFINE_string("output_boxes", "", "track: write one x,y,w,h line per frame here.", **fv)
-    flags.DEFINE_boolean("show_response", False, "track: inset the response map and read "
-                         "weights in the output video.", **fv)
+    flags.DEFINE_string("init_box", "", "track: first-frame box x,y,w,h (0-based pixels, "
+                        "top-left corner); default: the sequence's ground truth.", **fv)
+    flags.DEFINE_integer("start_frame", 1, "track: start at this frame (1 = the first; film "
+                         "clips often open on black frames).", lower_bound=1, **fv)
+    flags.DEFINE_integer("target", None, "track: which target of a two-target OTB sequence "
+                         "(groundtruth_rect.N.txt, e.g. Jogging); default: the first.",
+                         lower_bound=1, **fv)
+    flags.DEFINE_float("lost_threshold", None, "track: frames whose peak-to-sidelobe ratio "
+                       "(psr column) is below this are reported as probably lost, e.g. 4; "
+                       "default: off.", **fv)
+    flags.DEFINE_string("output_video", "", "track: write an annotated mp4 here (input frame "
+                        "rate; boxes, legend, confidence in a side panel).", **fv)
+    flags.DEFINE_string("output_boxes", "", "track: write x,y,w,h,peak,psr per frame here "
+                        "(the header states the pixel convention: that of the sequence's "
+                        "ground truth and evaluate's results, else 0-based).", **fv)
+    flags.DEFINE_boolean("show_response", False, "track: draw the response map and the read "
+                         "weights in the output video's side panel.", **fv)
     flags.DEFINE_string("dataset_root", "", "evaluate: the benchmark's root folder.", **fv)
     flags.DEFINE_string("annotations", "", "evaluate: a pysot-style dataset JSON file.", **fv)
     flags.DEFINE_string("results_dir", "results", "evaluate: <results_dir>/<tracker>/<seq>.txt.",
                         **fv)
     flags.DEFINE_list("trackers", [], "evaluate: trackers to score (default: all found).", **fv)
-    flags.DEFINE_string("tracker_name", "MemTrack", "evaluate: name our results are stored under.",
+    flags.DEFINE_string("tracker_name", "", "evaluate: name our results are stored under; "
+                        "default: what the model is, MemTrack or SiamFC-mode (no memory).",
                         **fv)
     flags.DEFINE_integer("num_workers", 1, "evaluate: sequences tracked in parallel processes.",
                          **fv)

@@ -12,17 +12,18 @@ import json
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags
 
+from memnet_tf import cli
 from memnet_tf import config as config_lib
 from memnet_tf import flags as memnet_flags
 
 FLAGS = flags.FLAGS
 
 
-def _fail(message: str) -> None:
-    print(f"memnet_tf.train: error: {message}", file=sys.stderr)
-    sys.exit(2)
+def _fail(message: str, status: int = cli.EXIT_USAGE) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
 
 
 def build_configs(flag_values):
@@ -116,6 +117,7 @@ def main(argv):
     if conflict:
         _fail(conflict)
 
+    cli.import_tensorflow_quietly()
     import tensorflow as tf  # after flag parsing: `--help` stays fast
 
     import keras
@@ -167,10 +169,13 @@ def main(argv):
               f"{train_cfg.model_dir}", flush=True)
         trainer = Trainer(model_cfg, data_cfg, train_cfg, train_dataset, val_dataset, strategy)
         trainer.run(progress=lambda line: print(line, flush=True))
-    except (ValueError, FileNotFoundError, NonFiniteLossError) as e:
+    except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
+    except NonFiniteLossError as e:  # the run failed; the command line was fine
+        _fail(str(e), cli.EXIT_FAILURE)
     except tf.errors.OpError as e:
-        _fail(f"{type(e).__name__}: {e.message.splitlines()[0] if e.message else e}")
+        _fail(f"{type(e).__name__}: {e.message.splitlines()[0] if e.message else e}",
+              cli.EXIT_FAILURE)
 
     if FLAGS.final_eval_sequences > 0 and chief:
         from memnet_tf.eval import synthetic_benchmark
@@ -181,6 +186,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    memnet_flags.define_flags()
-    logging.set_verbosity(logging.WARNING)
-    app.run(main)
+    cli.run(main, "train")

@@ -97,18 +97,18 @@ def test_otb2013_from_json_and_tracker_selection(otb_results, tmp_path):
     assert "Good" not in _printed_scores(run.stdout)
     run = _run(*args, "--allow_partial")
     assert run.returncode == 0, run.stderr
-    assert "OTB-2013: 6 sequences" in run.stdout
+    assert "OTB100.json (6 of OTB-2013's 51 sequences): 6 sequences" in run.stdout
     assert set(_printed_scores(run.stdout)) == {"Good partial (6/51)"}
     assert "| Good partial (6/51) |" in run.stdout
 
 
 def test_usage_errors_are_clear(tmp_path):
     run = _run("--dataset=otb100", f"--results_dir={tmp_path}")
-    assert run.returncode != 0 and "give --dataset_root=DIR or --annotations=FILE.json" in (
+    assert run.returncode == 2 and "give --dataset_root=DIR or --annotations=FILE.json" in (
         run.stderr + run.stdout)
     run = _run("--dataset=otb100", f"--dataset_root={tmp_path / 'nowhere'}",
                f"--results_dir={tmp_path}")
-    assert run.returncode == 1 and f"{tmp_path / 'nowhere'}: OTB dataset root not found" in (
+    assert run.returncode == 2 and f"{tmp_path / 'nowhere'}: OTB dataset root not found" in (
         run.stderr)
 
 

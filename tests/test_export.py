@@ -233,7 +233,7 @@ def test_track_and_evaluate_run_on_the_export(exported_run, tmp_path):
     result = _run("memnet_tf.evaluate", *common, f"--saved_model={saved_model}")
     assert result.returncode == 0 and "already complete" in result.stderr, result.stderr
     result = _run("memnet_tf.evaluate", *common, f"--checkpoint={run}")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{tmp_path / 'results' / 'MemTrack'}: holds results of another tracker" in (
         result.stderr)
 
@@ -254,5 +254,5 @@ def test_export_command_reports_bad_input(tmp_path):
         result = _run("memnet_tf.evaluate", "--dataset=otb100", f"--dataset_root={tmp_path}",
                       f"--results_dir={tmp_path / 'results'}", f"{flag}={tmp_path / 'nothing'}",
                       "--num_workers=2")
-        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert f"error: {tmp_path / 'nothing'}" in result.stderr

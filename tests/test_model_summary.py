@@ -1,5 +1,7 @@
 """tools/model_summary.py reproduces the official parameter count."""
 
+import re
+
 import subprocess
 import sys
 
@@ -23,3 +25,30 @@ def test_paper_configuration_matches_official_count():
 def test_tiny_configuration_is_small():
     count = int(_summary("experiments/tiny.flags")[-1].split(":")[1])
     assert 10_000 < count < 200_000
+
+
+def test_non_trainable_count_is_what_count_params_adds():
+    from memnet_tf import config as config_lib
+    from memnet_tf.models.memtrack import build_model
+
+    lines = _summary("experiments/tiny.flags")
+    trainable = int(lines[-1].split(":")[1])
+    line = lines[-2]
+    found = re.match(r"non-trainable: ([0-9,]+) BatchNorm moving mean/variance \+ ([0-9,]+) "
+                     r"other \(random-seed state\); model.count_params\(\) = ([0-9,]+)", line)
+    assert found, line
+    moving, other, total = (int(g.replace(",", "")) for g in found.groups())
+    from absl import flags
+
+    from memnet_tf import cli
+    from memnet_tf import flags as memnet_flags
+
+    flag_values = flags.FlagValues()
+    memnet_flags.define_flags(flag_values)
+    flag_values(["test", *cli.expand_flagfiles([f"--flagfile={REPO_ROOT}/experiments/tiny.flags"])])
+    model = build_model(config_lib.model_config_from_flags(flag_values))
+    # Independently: BatchNorm keeps a moving mean and variance per channel it normalises.
+    bn_channels = sum(int(v.shape.num_elements()) for v in model.trainable_variables
+                      if v.path.endswith("/gamma") or v.path.endswith("/beta")) // 2
+    assert moving == 2 * bn_channels > 0
+    assert trainable + moving + other == total == model.count_params()

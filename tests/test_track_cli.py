@@ -66,15 +66,17 @@ def write_otb_blob_sequence(folder, num_frames, box_side=16.0):
     return boxes
 
 
-def run_track(*args, timeout=180):
+def run_track(*args, timeout=600):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, "-m", "memnet_tf.track", *args], cwd=REPO_ROOT,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def read_boxes(path) -> np.ndarray:
+    """The rows of a box file, `#` header lines skipped."""
     with open(path, encoding="utf-8") as f:
-        return np.asarray([[float(v) for v in line.split(",")] for line in f if line.strip()])
+        return np.asarray([[float(v) for v in line.split(",")] for line in f
+                           if line.strip() and not line.startswith("#")])
 
 
 def iou_reference(a, b) -> np.ndarray:
@@ -97,6 +99,8 @@ def tiny_run(tmp_path_factory):
 
 
 def test_sequence_writes_boxes_video_and_scores(tiny_run, tmp_path):
+    from memnet_tf import track
+
     num_frames = 6
     sequence = tmp_path / "otb" / "Blob"
     truth = write_otb_blob_sequence(sequence, num_frames)
@@ -105,10 +109,13 @@ def test_sequence_writes_boxes_video_and_scores(tiny_run, tmp_path):
                        f"--output_boxes={boxes_file}", f"--output_video={video_file}",
                        "--show_response")
     assert result.returncode == 0, result.stderr
-    boxes = read_boxes(boxes_file)
-    assert boxes.shape == (num_frames, 4)
-    # The first line is the OTB ground truth converted to 0-based.
-    np.testing.assert_allclose(boxes[0], truth[0], atol=1e-4)
+    rows = read_boxes(boxes_file)
+    assert rows.shape == (num_frames, 6)  # x,y,w,h,peak,psr
+    assert "1-based" in boxes_file.read_text().splitlines()[1]
+    # The first line is the OTB ground truth as the file has it (1-based): evaluate's convention.
+    np.testing.assert_allclose(rows[0, :4], truth[0] + [1, 1, 0, 0], atol=1e-4)
+    assert np.all(np.isnan(rows[0, 4:])) and np.all(np.isfinite(rows[1:, 4:]))
+    boxes = rows[:, :4] - [1, 1, 0, 0]
     # Boxes stay inside the frame.
     assert np.all(boxes[:, :2] >= 0) and np.all(boxes[:, 2:] > 0)
     assert np.all(boxes[:, 0] + boxes[:, 2] <= FRAME_W + 1e-6)
@@ -132,7 +139,10 @@ def test_sequence_writes_boxes_video_and_scores(tiny_run, tmp_path):
             break
         frames.append(frame)
     capture.release()
-    assert len(frames) == num_frames and frames[0].shape == (FRAME_H, FRAME_W, 3)
+    # The frame is kept whole on the left; the side panel is beside it.
+    panel = track.video_lib.panel_width(FRAME_H)
+    assert len(frames) == num_frames and frames[0].shape[1] == FRAME_W + panel
+    assert frames[0].shape[0] >= FRAME_H
     assert not [p for p in os.listdir(video_file.parent) if ".tmp-" in p]
 
 
@@ -148,8 +158,9 @@ def test_video_with_init_box_and_bad_inputs(tiny_run, tmp_path):
                        "--init_box=32,28,16,16", f"--output_boxes={boxes_file}")
     assert result.returncode == 0, result.stderr
     boxes = read_boxes(boxes_file)
-    assert boxes.shape == (4, 4)
-    np.testing.assert_allclose(boxes[0], [32, 28, 16, 16])
+    assert boxes.shape == (4, 6)
+    np.testing.assert_allclose(boxes[0, :4], [32, 28, 16, 16])  # a video: 0-based
+    assert "0-based" in boxes_file.read_text().splitlines()[1]
     assert "success_auc" not in result.stdout  # no ground truth, no score
 
     # A zero-size box: one line naming the box and the first frame; nothing written.
@@ -281,10 +292,12 @@ def test_run_tracking_with_a_fake_tracker(tmp_path):
                                num_frames=3)
     stream = io.StringIO()
     tracker = Drifting()
-    boxes = track.run_tracking(tracker, source, [10, 10, 8, 8], progress=stream)
-    np.testing.assert_array_equal(boxes, [[10, 10, 8, 8], [11, 10, 8, 8], [12, 10, 8, 8]])
+    run = track.run_tracking(tracker, source, [10, 10, 8, 8], progress=stream)
+    np.testing.assert_array_equal(run.boxes, [[10, 10, 8, 8], [11, 10, 8, 8], [12, 10, 8, 8]])
+    assert np.all(np.isnan(run.scores))  # no last_score: no confidence
     assert [c[0] for c in tracker.calls] == ["init", "update", "update"]
     assert "frame 3/3" in stream.getvalue() and "fps" in stream.getvalue()
+    assert "\r" not in stream.getvalue()  # not a terminal: plain lines
     with pytest.raises(track.InputError, match="f0"):
         track.run_tracking(Drifting(), source, [10, 10, -1, 8], progress=None)
 
@@ -293,9 +306,12 @@ def test_write_boxes_is_atomic_and_exact(tmp_path):
     from memnet_tf import track
 
     boxes = np.random.default_rng(0).uniform(0, 100, (5, 4))
+    scores = np.random.default_rng(1).uniform(0, 10, (5, 2))
     path = tmp_path / "sub" / "b.txt"
-    track.write_boxes(str(path), boxes)
-    np.testing.assert_allclose(read_boxes(path), boxes, atol=5e-5)
+    track.write_boxes(str(path), boxes, scores, pixel_offset=1.0, header="# test header\n")
+    np.testing.assert_allclose(read_boxes(path), np.concatenate(
+        [boxes + [1, 1, 0, 0], scores], axis=1), atol=5e-5)
+    assert path.read_text().startswith("# test header\n")
     assert os.listdir(path.parent) == ["b.txt"]
 
 

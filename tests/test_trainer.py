@@ -73,6 +73,18 @@ def test_gradients_are_clipped_to_the_global_norm(tiny_model_config):
         np.testing.assert_allclose(c, r / 10, atol=1e-6 * raw_norm)
 
 
+def test_gate_means_are_in_the_scalar_logs(tiny_model_config):
+    """The gates follow the scalar schedule: they are part of every step's logs."""
+    cfg = dataclasses.replace(tiny_model_config, controller_dropout=0.0)
+    trainer = _trainer(cfg)
+    features, targets = random_batch(cfg, B, T)
+    _, logs = trainer.compute_gradients(features, targets)
+    gates = trainer.model(features, training=True)["control_gates"].numpy().reshape(-1, 3)
+    means = [float(logs[f"gates/mean_{name}"]) for name in ("skip", "overwrite", "allocate")]
+    np.testing.assert_allclose(means, gates.mean(axis=0), rtol=1e-5)
+    assert sum(means) == pytest.approx(1.0, abs=1e-5)
+
+
 def test_checkpoints_resume_where_they_stopped(tiny_model_config, tmp_path):
     trainer = _trainer(tiny_model_config, tmp_path)
     trainer.run(progress=lambda line: None)

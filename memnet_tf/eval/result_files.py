@@ -157,7 +157,8 @@ def read_results(path: str, sequence: Sequence) -> tuple[np.ndarray, ResultLengt
     """Reads one results file and lines it up with the sequence.
 
     Args:
-        path: text file, one `x,y,w,h` per line (commas, tabs or spaces; `nan` allowed).
+        path: text file, one `x,y,w,h` per line (commas, tabs or spaces; `nan` allowed); extra
+            columns (`track --output_boxes`' peak and psr) are ignored, `#` lines skipped.
         sequence: the sequence it is for.
 
     Returns:
@@ -168,9 +169,10 @@ def read_results(path: str, sequence: Sequence) -> tuple[np.ndarray, ResultLengt
         ResultsError: bad line (names `path:line`) or a line count that cannot be lined up.
     """
     try:
-        boxes, _ = read_box_file(path)
+        boxes, _ = read_box_file(path, widths=(4, 5, 6))
     except DatasetError as error:
         raise ResultsError(str(error)) from None
+    boxes = boxes[:, :4]
     alignment = align(path, len(boxes), sequence)
     return boxes[alignment.first_line:alignment.first_line + alignment.length], alignment
 

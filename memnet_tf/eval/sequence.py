@@ -156,7 +156,8 @@ def load_frame(path: str) -> np.ndarray:
 def read_box_file(path: str, widths: tuple[int, ...] = (4,)) -> tuple[np.ndarray, np.ndarray]:
     """Reads one box per line, values separated by commas, tabs and/or spaces (OTB mixes them).
 
-    Blank lines are skipped (like `np.loadtxt`). `nan` is accepted: it marks an invalid frame.
+    Blank lines and `#` comment lines (the header of `track --output_boxes`) are skipped (like
+    `np.loadtxt`). `nan` is accepted: it marks an invalid frame.
 
     Args:
         path: The text file.
@@ -176,7 +177,7 @@ def read_box_file(path: str, widths: tuple[int, ...] = (4,)) -> tuple[np.ndarray
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, start=1):
             text = line.strip()
-            if not text:
+            if not text or text.startswith("#"):
                 continue
             fields = [v for v in re.split(r"[,;\s]+", text) if v]
             try:

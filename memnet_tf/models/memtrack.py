@@ -292,7 +292,8 @@ class MemTrack(keras.Model):
 
         Returns:
           dict with `response` `[B, T, R, R]` logits and the stacked per-step diagnostics
-          (`attention [B, T, L, L]`, `read_weights [B, T, N]`, ...; absent without memory).
+          (`attention [B, T, L, L]`, `read_weights [B, T, N]`, ...; absent without memory),
+          and with memory and the residual path `residual_share [B, T]` = |r * T_retr| / |T_0|.
         """
         if "search_features" in inputs:
             templates_in = tf.convert_to_tensor(inputs["exemplar_features"], tf.float32)
@@ -350,6 +351,14 @@ class MemTrack(keras.Model):
         outputs = {"response": tf.reshape(response, [batch, time_steps, size, size])}
         outputs.update({name: tf.stack(values, axis=1)
                         for name, values in diagnostics.items() if values})
+        cfg = self.model_config
+        if cfg.use_memory and getattr(cfg, "use_residual", True):
+            # |r * T_retr| / |T_0| per step: how far the memory moves the template away from
+            # the first frame's (TensorBoard's memory panel; not used by the loss).
+            initial = state.initial_template[:, None]
+            moved = tf.sqrt(tf.reduce_sum(tf.square(templates - initial), axis=[2, 3, 4]))
+            anchor = tf.sqrt(tf.reduce_sum(tf.square(initial), axis=[2, 3, 4]))
+            outputs["residual_share"] = tf.stop_gradient(moved / tf.maximum(anchor, 1e-12))
         return outputs
 
     # ---------------------------------------------------------------- tracking

@@ -31,11 +31,36 @@ def trainable_parameters_by_component(model) -> "collections.OrderedDict[str, in
     return collections.OrderedDict((k, v) for k, v in counts.items() if v)
 
 
-def format_parameter_table(counts) -> str:
-    """A text table whose last line is `trainable parameters: N`."""
+def non_trainable_parameters(model) -> tuple[int, int]:
+    """`(BatchNorm moving means and variances, other)` values outside the gradient.
+
+    "Other" is state such as the dropout layers' random seeds, which `count_params()` counts.
+    """
+    moving = other = 0
+    for variable in model.non_trainable_variables:
+        size = int(np.prod(variable.shape))
+        if "moving_mean" in variable.path or "moving_variance" in variable.path:
+            moving += size
+        else:
+            other += size
+    return moving, other
+
+
+def format_parameter_table(counts, non_trainable: tuple[int, int] | None = None) -> str:
+    """A text table whose last line is `trainable parameters: N`.
+
+    With `non_trainable`, a line before it says how `model.count_params()` (which counts
+    both) relates to the trainable count quoted by the paper and the README.
+    """
     width = max(len(k) for k in counts) + 2
     lines = [f"{'component':<{width}}{'parameters':>12}", "-" * (width + 12)]
     lines += [f"{name:<{width}}{count:>12,}" for name, count in counts.items()]
     lines.append("-" * (width + 12))
-    lines.append(f"trainable parameters: {sum(counts.values())}")
+    trainable = sum(counts.values())
+    if non_trainable is not None:
+        moving, other = non_trainable
+        lines.append(f"non-trainable: {moving:,} BatchNorm moving mean/variance + {other:,} "
+                     f"other (random-seed state); model.count_params() = "
+                     f"{trainable + moving + other:,} counts them all")
+    lines.append(f"trainable parameters: {trainable}")
     return "\n".join(lines)

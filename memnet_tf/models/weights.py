@@ -318,7 +318,7 @@ def write_run_folder(model, output_dir: str, flag_values, metadata: dict | None 
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise FileExistsError(f"{output_dir}: exists and is not a folder")
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
-        raise FileExistsError(f"{output_dir}: folder exists and is not empty (pass overwrite)")
+        raise FileExistsError(f"{output_dir}: folder exists and is not empty (pass --overwrite to replace it)")
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.tmp-", dir=parent)

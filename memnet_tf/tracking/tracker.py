@@ -44,7 +44,7 @@ from memnet_tf.config import TOTAL_STRIDE
 from memnet_tf.geometry import boxes as boxes_lib
 from memnet_tf.geometry import crops
 from memnet_tf.layers import states
-from memnet_tf.tracking import postprocess
+from memnet_tf.tracking import confidence, postprocess
 
 
 class TargetEstimate(NamedTuple):
@@ -215,12 +215,16 @@ class MemTracker:
             `initialize`, `step`; a model whose `runs_in_graph` is False is called between two
             tf.functions instead of inside one).
         track_config: tracking hyper-parameters; `TrackConfig()` (the paper's) when None.
-        name: the name got10k experiments store results under.
+        name: the name got10k experiments store results under; None = what the model is
+            (`default_tracker_name`: "MemTrack", or "SiamFC-mode" without memory).
 
     Attributes:
         name: as given.
         is_deterministic: True (got10k runs deterministic trackers once).
         state: the `MemTrackState` kept after the last frame, batch `num_scales`.
+        last_score: after `update`, a `confidence.FrameScore` of that frame (`peak`: the
+            winning scale's highest response value; `psr`: its peak-to-sidelobe ratio, which
+            falls when the target is lost); None after `init`.
         debug: after `update`, a dict with `best_scale`, `peak` (px, py), `score` (the winning
             scale's unpenalised peak of the up-sampled response), `responses`
             `[num_scales, R, R]`, `upsampled` `[U, U]` (winning scale), and, with memory,
@@ -230,10 +234,11 @@ class MemTracker:
     """
 
     def __init__(self, model, track_config: config_lib.TrackConfig | None = None,
-                 name: str = "MemTrack"):
+                 name: str | None = None):
         self.model = model
         self.track_config = track_config or config_lib.TrackConfig()
-        self.name = name
+        self.name = name or default_tracker_name(model.model_config)
+        self.last_score = None
         self.is_deterministic = True
         model_cfg = model.model_config
         cfg = self.track_config
@@ -412,6 +417,7 @@ class MemTracker:
                                      self.track_config.num_scales)
         self._previous = current
         self.debug = {}
+        self.last_score = None
 
     def update(self, image) -> np.ndarray:
         """Tracks the target into the next frame.
@@ -458,9 +464,10 @@ class MemTracker:
         self._update_sides()
         self._previous, self._previous_mean = current, out["mean"]
         diagnostics = out["diagnostics"]
+        responses = out["responses"].numpy()
+        self.last_score = confidence.frame_score(responses[best])
         self.debug = {"best_scale": best, "peak": peak_xy, "score": float(out["score"]),
-                      "responses": out["responses"].numpy(),
-                      "upsampled": out["upsampled"].numpy()}
+                      "responses": responses, "upsampled": out["upsampled"].numpy()}
         if "read_weights" in diagnostics:
             self.debug["read_weights"] = np.asarray(diagnostics["read_weights"])
         # The memory's behaviour at the winning scale (gates, residual gate, attention, ...).
@@ -512,9 +519,16 @@ class MemTracker:
                                                     self._search_size))
 
 
+def default_tracker_name(model_config: config_lib.ModelConfig) -> str:
+    """What a tracker of this model is: "MemTrack", or "SiamFC-mode" (first-frame template only)."""
+    return "MemTrack" if model_config.use_memory else "SiamFC-mode"
+
+
 # One model per process, shared by every tracker the factory makes (OPE workers reuse it).
 _MODEL_CACHE: dict[tuple[str, str], tuple] = {}
 _MODEL_CACHE_LOCK = threading.Lock()
+# One tracker (and so one traced graph) per model, track config and name, per process.
+_TRACKER_CACHE: dict[tuple, "MemTracker"] = {}
 
 
 def _load_cached(checkpoint: str | None, saved_model: str | None, litert: str | None = None):
@@ -544,7 +558,10 @@ class TrackerFactory:
     """A picklable zero-argument callable that returns a fresh `MemTracker`.
 
     It holds only paths and the track config; the model is loaded lazily, once per process,
-    in the process that calls it (OPE workers started with 'spawn').
+    in the process that calls it (OPE workers started with 'spawn'). Calls in one process
+    return the same `MemTracker` (each `init` starts a sequence afresh), so its graph is traced
+    once per process, not once per sequence; to follow two targets at the same time, build a
+    second `MemTracker(model, track_config)` directly.
 
     Args:
         checkpoint: run folder or checkpoint prefix (`models.loading.load_model`), or None.
@@ -553,11 +570,11 @@ class TrackerFactory:
             three is given.
         track_config: tracking hyper-parameters; None = those of the run (its flags.txt, or
             the copy inside the export).
-        name: tracker name.
+        name: tracker name; None = what the model is (`default_tracker_name`).
     """
 
     def __init__(self, checkpoint: str | None = None, saved_model: str | None = None,
-                 track_config: config_lib.TrackConfig | None = None, name: str = "MemTrack",
+                 track_config: config_lib.TrackConfig | None = None, name: str | None = None,
                  litert: str | None = None):
         if sum(bool(source) for source in (checkpoint, saved_model, litert)) != 1:
             raise ValueError("give exactly one of checkpoint (a run folder or checkpoint "
@@ -571,7 +588,12 @@ class TrackerFactory:
 
     def __call__(self) -> MemTracker:
         model, run_track_config = _load_cached(self.checkpoint, self.saved_model, self.litert)
-        return MemTracker(model, self.track_config or run_track_config, name=self.name)
+        track_config = self.track_config or run_track_config
+        key = (id(model), track_config, self.name)
+        with _MODEL_CACHE_LOCK:
+            if key not in _TRACKER_CACHE:
+                _TRACKER_CACHE[key] = MemTracker(model, track_config, name=self.name)
+            return _TRACKER_CACHE[key]
 
     def provenance(self) -> dict:
         """What trackers of this factory are, for `ope.run_ope(..., provenance=...)`.
@@ -607,7 +629,7 @@ class TrackerFactory:
         return f"TrackerFactory(checkpoint={self.checkpoint!r})"
 
 
-def factory_from_flags(flag_values, name: str = "MemTrack") -> TrackerFactory:
+def factory_from_flags(flag_values, name: str | None = None) -> TrackerFactory:
     """The factory of `--checkpoint`, `--saved_model` or `--litert` for `track` and `evaluate`.
 
     Tracking hyper-parameters are the run's own (its flags.txt, or the copy in the export),
@@ -640,6 +662,6 @@ def run_litert_track_config(litert: str) -> config_lib.TrackConfig:
                                        litert_lib.read_metadata(litert).get("track_config", {}))
 
 
-__all__ = ["MemTracker", "TargetEstimate", "TrackerFactory", "estimate_target",
-           "factory_from_flags", "target_from_peak", "to_float_frame",
+__all__ = ["MemTracker", "TargetEstimate", "TrackerFactory", "default_tracker_name",
+           "estimate_target", "factory_from_flags", "target_from_peak", "to_float_frame",
            "upsample_responses_tf"]

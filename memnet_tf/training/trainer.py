@@ -173,6 +173,12 @@ class Trainer:
             "metrics/center_dist_error": losses.center_distance_error(outputs["response"])
             / replicas,
         }
+        if "control_gates" in outputs:
+            # Logged on the scalar schedule (summaries.py): mean gates of this replica's clips,
+            # / replicas so the replica sum is the global mean.
+            gates = tf.reduce_mean(tf.reshape(outputs["control_gates"], [-1, 3]), axis=0)
+            for index, gate in enumerate(summaries.GATE_NAMES):
+                logs[f"gates/mean_{gate}"] = gates[index] / replicas
         return grads, logs
 
     def _replica_train_step(self, features, targets):
