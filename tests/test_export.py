@@ -222,7 +222,7 @@ def test_track_and_evaluate_run_on_the_export(exported_run, tmp_path):
     lines = (tmp_path / "boxes.txt").read_text().splitlines()
     assert len([line for line in lines if not line.startswith("#")]) == 5
 
-    result = _run("memnet_tf.evaluate", "--dataset=otb100", f"--dataset_root={tmp_path / 'otb'}",
+    result = _run("memnet_tf.evaluate", "--dataset=otb", f"--dataset_root={tmp_path / 'otb'}",
                   f"--results_dir={tmp_path / 'results'}", f"--saved_model={saved_model}")
     assert result.returncode == 0, result.stderr
     assert re.search(r"MemTrack: success_auc=[01]\.\d{3} precision=[01]\.\d{3}", result.stdout)
@@ -230,7 +230,7 @@ def test_track_and_evaluate_run_on_the_export(exported_run, tmp_path):
 
     # The same export resumes its own results; the checkpoint is another tracker and is refused.
     run, _ = exported_run
-    common = ("--dataset=otb100", f"--dataset_root={tmp_path / 'otb'}",
+    common = ("--dataset=otb", f"--dataset_root={tmp_path / 'otb'}",
               f"--results_dir={tmp_path / 'results'}")
     result = _run("memnet_tf.evaluate", *common, f"--saved_model={saved_model}")
     assert result.returncode == 0 and "already complete" in result.stderr, result.stderr

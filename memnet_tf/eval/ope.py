@@ -23,6 +23,7 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence as SequenceType
 
@@ -226,8 +227,9 @@ def run_ope(tracker_factory: Callable[[], object], sequences: SequenceType[Seque
         else:
             todo.append(sequence)
     if progress and summary["skipped"]:
-        logging.info("%s: %d sequences already complete, %d to run", tracker_name,
-                     len(summary["skipped"]), len(todo))
+        # Said on stderr whatever the log level: reused results must never be silent.
+        print(f"{tracker_name}: {len(summary['skipped'])} sequences already complete (results "
+              f"reused), {len(todo)} to run", file=sys.stderr, flush=True)
 
     def record(index, sequence, outcome):
         if isinstance(outcome, Exception):
