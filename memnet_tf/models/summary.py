@@ -46,7 +46,8 @@ def non_trainable_parameters(model) -> tuple[int, int]:
     return moving, other
 
 
-def format_parameter_table(counts, non_trainable: tuple[int, int] | None = None) -> str:
+def format_parameter_table(counts, non_trainable: tuple[int, int] | None = None,
+                           count_params: int | None = None) -> str:
     """A text table whose last line is `trainable parameters: N`.
 
     With `non_trainable`, a line before it says how `model.count_params()` (which counts
@@ -59,8 +60,8 @@ def format_parameter_table(counts, non_trainable: tuple[int, int] | None = None)
     trainable = sum(counts.values())
     if non_trainable is not None:
         moving, other = non_trainable
+        total = trainable + moving + other if count_params is None else count_params
         lines.append(f"non-trainable: {moving:,} BatchNorm moving mean/variance + {other:,} "
-                     f"other (random-seed state); model.count_params() = "
-                     f"{trainable + moving + other:,} counts them all")
+                     f"other (random-seed state); model.count_params() = {total:,}")
     lines.append(f"trainable parameters: {trainable}")
     return "\n".join(lines)
