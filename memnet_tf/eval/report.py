@@ -410,6 +410,17 @@ COLORS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:b
            "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
 
 
+def save_plot(figure, axes, path: str) -> None:
+    """Grid, a legend beside the curves (if any) and an atomic PNG write: every plot's ending."""
+    axes.grid(True, linestyle=":")
+    if axes.lines:
+        axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    config_lib.replace_atomically(
+        path, lambda tmp: figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight"),
+        suffix=".png")
+
+
 def _plot(scores, path, curve_key, score_key, thresholds, xlabel, ylabel, title, xlim):
     # Figure + Agg canvas directly: no pyplot, so no global backend or figure state is touched.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -425,13 +436,7 @@ def _plot(scores, path, curve_key, score_key, thresholds, xlabel, ylabel, title,
                   label=f"{display_name(name, scores['trackers'][name])} "
                         f"[{overall[score_key]:.3f}]")
     axes.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=xlim, ylim=(0, 1))
-    axes.grid(True, linestyle=":")
-    if axes.lines:
-        axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    config_lib.replace_atomically(
-        path, lambda tmp: figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight"),
-        suffix=".png")
+    save_plot(figure, axes, path)
 
 
 def plot_success(scores: dict, path: str, title: str = "Success plots of OPE") -> None:

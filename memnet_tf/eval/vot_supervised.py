@@ -429,13 +429,7 @@ def plot_eao_curves(scores: dict, path: str, title: str) -> None:
         axes.axvspan(interval[0], interval[1], color="0.9", zorder=0)
     axes.set(xlabel="Sequence length (frames)", ylabel="Expected overlap", title=title,
              ylim=(0, 1))
-    axes.grid(True, linestyle=":")
-    if axes.lines:
-        axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    config_lib.replace_atomically(
-        path, lambda tmp: figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight"),
-        suffix=".png")
+    report.save_plot(figure, axes, path)
 
 
 # ---------------------------------------------------------------------------------------------
