@@ -33,6 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from memnet_tf.data import augment, labels, sampling, tfrecord
+# The clip generator of the live pipeline: cached clips draw frames exactly as live ones do.
+from memnet_tf.data.pipeline import _rng
 from memnet_tf.data.patches import PatchGeometry
 
 CACHE_VERSION = 1
@@ -271,10 +273,6 @@ def ensure_cache(model, model_cfg, data_cfg, cache_dir: str, split: str, augment
 
 # ----------------------------------------------------------------------------------------------
 # Clips of cached features.
-
-
-def _rng(seed: int, number: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, number, stream])
 
 
 def clip_rows(cache: FeatureCache, time_steps: int, split: str, seed: int, number: int):
