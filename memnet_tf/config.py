@@ -125,6 +125,8 @@ class DataConfig:
     data_dir: str = ""
     batch_size: int = 8
     time_steps: int = 16
+    # Largest gap between successive frames of a clip; 0 = anywhere in the track (official).
+    max_frame_gap: int = 0
     # Context margin around the search crop in the stored patch: patch = search + 2 * 8.
     patch_margin: int = 8
     exemplar_stretch: float = 0.1
@@ -151,6 +153,9 @@ class DataConfig:
         if self.feature_cache and self.dataset != "tfrecord":
             raise ValueError("feature_cache caches the patches of TFRecord shards: it needs "
                              "--dataset=tfrecord")
+        if self.max_frame_gap < 0:
+            raise ValueError(f"max_frame_gap={self.max_frame_gap} must be >= 0 (0 = frames "
+                             "anywhere in the track)")
         if self.feature_cache_augmentations < 1:
             raise ValueError(f"feature_cache_augmentations={self.feature_cache_augmentations} "
                              "must be positive")

@@ -66,6 +66,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         **fv)
     flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size (clips per step).", **fv)
     flags.DEFINE_integer("time_steps", d.time_steps, "Frames T unrolled per clip.", **fv)
+    flags.DEFINE_integer("max_frame_gap", d.max_frame_gap,
+                         "Largest gap between successive frames of a training clip (gaps uniform "
+                         "in 1..N: clips at the tracker's frame rate); 0 = frames drawn anywhere "
+                         "in the track, as the official code.", **fv)
     flags.DEFINE_float("exemplar_stretch", d.exemplar_stretch, "Exemplar stretch augmentation.",
                        **fv)
     flags.DEFINE_float("exemplar_shift", d.exemplar_shift, "Exemplar shift augmentation (px).",

@@ -97,12 +97,14 @@ def cached_datasets(model_cfg, data_cfg, train_cfg):
 
     def train_dataset(start_step):
         return feature_cache.make_dataset(caches["train"], data_cfg.time_steps, "train",
-                                          train_cfg.seed + start_step, data_cfg.batch_size)
+                                          train_cfg.seed + start_step, data_cfg.batch_size,
+                                          max_frame_gap=data_cfg.max_frame_gap)
 
     def val_dataset():
         return feature_cache.make_dataset(
             caches["val"], data_cfg.time_steps, "val", train_cfg.seed, data_cfg.batch_size,
-            num_val_clips=train_cfg.validation_steps * data_cfg.batch_size)
+            num_val_clips=train_cfg.validation_steps * data_cfg.batch_size,
+            max_frame_gap=data_cfg.max_frame_gap)
 
     return train_dataset, val_dataset
 

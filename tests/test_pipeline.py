@@ -154,6 +154,33 @@ def test_tfrecord_train_and_val(shard_dir):
     _assert_equal_batches(first, _batches(val, -1))
 
 
+@pytest.mark.parametrize("source", ["synthetic", "tfrecord"])
+def test_max_frame_gap_reaches_the_clip_sampler(source, shard_dir, monkeypatch):
+    calls = []
+    train_frames, val_frames = pipeline.sampling.sample_train_frames, \
+        pipeline.sampling.sample_val_frames
+
+    def spy_train(num_frames, count, rng, max_gap=0):
+        calls.append(("train", max_gap))
+        return train_frames(num_frames, count, rng, max_gap)
+
+    def spy_val(num_frames, count, max_gap=0):
+        calls.append(("val", max_gap))
+        return val_frames(num_frames, count, max_gap)
+
+    monkeypatch.setattr(pipeline.sampling, "sample_train_frames", spy_train)
+    monkeypatch.setattr(pipeline.sampling, "sample_val_frames", spy_val)
+    if source == "tfrecord":
+        data_cfg, model_cfg = _tfrecord_configs(shard_dir)
+    else:
+        data_cfg, model_cfg = tiny_configs()[:2]
+    data_cfg = dataclasses.replace(data_cfg, max_frame_gap=2)
+    _batches(pipeline.make_dataset(data_cfg, model_cfg, "train", seed=5), 1)
+    _batches(pipeline.make_dataset(data_cfg, model_cfg, "val", seed=5), 1)
+    assert ("train", 2) in calls and ("val", 2) in calls
+    assert all(gap == 2 for _, gap in calls)
+
+
 def test_tfrecord_folder_errors(shard_dir, tmp_path):
     model_cfg = ModelConfig()
     with pytest.raises(FileNotFoundError, match="folder not found"):

@@ -217,6 +217,10 @@ def test_clips_stay_inside_one_track_in_temporal_order(shards):
     first = feature_cache.clip_rows(cache, 3, "val", 5, 3)
     again = feature_cache.clip_rows(cache, 3, "val", 5, 3)
     np.testing.assert_array_equal(first[1], again[1])
+    for number in range(20):  # --max_frame_gap: successive rows at most 2 frames apart
+        track, rows, _ = feature_cache.clip_rows(cache, 3, "train", 5, number, max_frame_gap=2)
+        assert np.all(np.diff(rows) >= 1) and np.all(np.diff(rows) <= 2)
+        assert rows[0] >= cache.track_starts[track] and rows[-1] < cache.track_starts[track + 1] - 1
 
 
 def test_gathered_clip_pairs_exemplar_t_with_search_t_plus_1(shards):

@@ -275,11 +275,12 @@ def ensure_cache(model, model_cfg, data_cfg, cache_dir: str, split: str, augment
 # Clips of cached features.
 
 
-def clip_rows(cache: FeatureCache, time_steps: int, split: str, seed: int, number: int):
+def clip_rows(cache: FeatureCache, time_steps: int, split: str, seed: int, number: int,
+              max_frame_gap: int = 0):
     """Which cached rows make clip `number`: (track, frame rows [T+1], augmentation [T+1]).
 
     Train: a uniformly drawn usable track (as the shuffled record stream gives every track
-    equally often) and `sampling.sample_train_frames`; val: track `number % num_tracks` with a
+    equally often) and `sampling.sample_train_frames` (gaps up to `max_frame_gap`); val: track `number % num_tracks` with a
     fixed generator per clip number, so validation clips are the same in every run.
     """
     need = sampling.min_track_frames(time_steps)
@@ -290,7 +291,8 @@ def clip_rows(cache: FeatureCache, time_steps: int, split: str, seed: int, numbe
     rng = _rng(seed, number, 1 if split == "train" else 2)
     track = usable[int(rng.integers(len(usable)))] if split == "train" else usable[
         number % len(usable)]
-    frames = sampling.sample_train_frames(cache.track_length(track), time_steps + 1, rng)
+    frames = sampling.sample_train_frames(cache.track_length(track), time_steps + 1, rng,
+                                          max_frame_gap)
     augmentation = rng.integers(cache.augmentations, size=time_steps + 1)
     return track, cache.track_starts[track] + frames, augmentation
 
@@ -312,7 +314,7 @@ def gather_clip(cache: FeatureCache, rows: np.ndarray, augmentation: np.ndarray)
 
 
 def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, batch_size: int,
-                 num_val_clips: int = 0) -> tf.data.Dataset:
+                 num_val_clips: int = 0, max_frame_gap: int = 0) -> tf.data.Dataset:
     """Batches of cached clips with the structure of `pipeline.make_dataset`, features replaced.
 
     Returns:
@@ -322,10 +324,11 @@ def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, ba
     """
     h, c = cache.exemplar.shape[2], cache.exemplar.shape[-1]
     big, r = cache.search.shape[2], cache.label.shape[-1]
-    clip_rows(cache, time_steps, split, seed, 0)  # fails here, not in a tf.data thread
+    clip_rows(cache, time_steps, split, seed, 0, max_frame_gap)  # fails here, not in tf.data
 
     def load(number):
-        _, rows, augmentation = clip_rows(cache, time_steps, split, seed, int(number))
+        _, rows, augmentation = clip_rows(cache, time_steps, split, seed, int(number),
+                                          max_frame_gap)
         return gather_clip(cache, rows, augmentation)
 
     def to_example(number):

@@ -192,9 +192,10 @@ class _SyntheticClips:
                                                                             video_number),
                                          cfg.synthetic_frame_size, cfg.synthetic_sequence_length)
         if rng is not None:
-            frames = sampling.sample_train_frames(video.length, self.num_frames, rng)
+            frames = sampling.sample_train_frames(video.length, self.num_frames, rng,
+                                                  cfg.max_frame_gap)
         else:
-            frames = sampling.sample_val_frames(video.length, self.num_frames)
+            frames = sampling.sample_val_frames(video.length, self.num_frames, cfg.max_frame_gap)
         return self._cut(video, frames)
 
 
@@ -237,8 +238,9 @@ class _RecordClips:
     """
 
     def __init__(self, geometry: PatchGeometry, time_steps: int, split: str, seed: int,
-                 shard_sizes: dict[str, int]):
+                 shard_sizes: dict[str, int], max_frame_gap: int = 0):
         self.geometry, self.split, self.seed = geometry, split, seed
+        self.max_frame_gap = max_frame_gap
         self.num_frames = time_steps + 1
         self.need = sampling.min_track_frames(time_steps)
         self.shard_sizes = shard_sizes
@@ -284,9 +286,9 @@ class _RecordClips:
             return self._failed()
         if self.split == "train":
             frames = sampling.sample_train_frames(len(track), self.num_frames,
-                                                  _rng(self.seed, number, 1))
+                                                  _rng(self.seed, number, 1), self.max_frame_gap)
         else:
-            frames = sampling.sample_val_frames(len(track), self.num_frames)
+            frames = sampling.sample_val_frames(len(track), self.num_frames, self.max_frame_gap)
         try:
             patches = tfrecord.decode_patches(track, frames, size, where)
         except ValueError as error:
@@ -375,7 +377,8 @@ def _tfrecord_clips(data_cfg, geometry: PatchGeometry, split: str, seed: int,
         records = records.shuffle(TRACK_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     else:
         records = files.flat_map(_shard_records)
-    decode = _RecordClips(geometry, data_cfg.time_steps, split, seed, shard_sizes)
+    decode = _RecordClips(geometry, data_cfg.time_steps, split, seed, shard_sizes,
+                          data_cfg.max_frame_gap)
     size, num_frames = geometry.patch_size, data_cfg.time_steps + 1
 
     def load(number, record):
