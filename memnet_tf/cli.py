@@ -60,6 +60,11 @@ COMMAND_GROUPS = {
     "evaluate": ("load", "track", "evaluate", "other"),
     "export": ("load", "export", "other"),
     "model_summary": ("model",),
+    # Tools with flags of their own (`run(..., tool_flags=...)`), listed first in their help.
+    "import_weights": ("model",),
+    "build_tfrecords": (),
+    "ablation": (),
+    "real_video_experiment": (),
 }
 GENERAL_FLAGS = ("flagfile", "verbosity", "helpfull")
 
@@ -102,10 +107,19 @@ def _describe(flag) -> str:
 
 
 def command_help(command: str, doc: str = "",
-                 flag_values: flags.FlagValues = flags.FLAGS) -> str:
-    """The `--help` text of `command`: its docstring, then its flags by group, with defaults."""
+                 flag_values: flags.FlagValues = flags.FLAGS,
+                 tool_flags: tuple[str, ...] = ()) -> str:
+    """The `--help` text of `command`: its docstring, then its flags by group, with defaults.
+
+    `tool_flags` (names) are the command's own flags, shown first under "<command>:".
+    """
     lines = [doc.strip(), ""] if doc else []
-    for group, members in command_flags(command, flag_values).items():
+    if tool_flags:
+        lines.append(f"{command}:")
+        lines.extend(_describe(flag_values[name]) for name in sorted(tool_flags))
+        lines.append("")
+    groups = command_flags(command, flag_values) if COMMAND_GROUPS[command] else {}
+    for group, members in groups.items():
         lines.append(f"{GROUP_TITLES[group]}:")
         lines.extend(_describe(flag) for flag in members)
         lines.append("")
@@ -257,21 +271,25 @@ def parse_flags(arguments: list[str]) -> list[str]:
     return remaining
 
 
-def run(main, command: str, doc: str | None = None, argv: list[str] | None = None) -> None:
+def run(main, command: str, doc: str | None = None, argv: list[str] | None = None,
+        tool_flags: tuple[str, ...] = ()) -> None:
     """Defines the flags and runs `main` as the absl app `command` (see the module docstring).
 
     `main(argv)` returns an `EXIT_*` status (None = 0) and may raise `UsageError`, which is
-    printed as one `error: ...` line with `EXIT_USAGE`.
+    printed as one `error: ...` line with `EXIT_USAGE`. `tool_flags` names the flags a tool
+    defines itself (already defined); the memnet_tf flags are defined only for commands whose
+    `COMMAND_GROUPS` entry uses them, so a tool accepts no flag it ignores.
     """
     from memnet_tf import flags as memnet_flags
 
     argv = list(sys.argv if argv is None else argv)
-    memnet_flags.define_flags()
+    if COMMAND_GROUPS[command]:
+        memnet_flags.define_flags()
     options = argv[1:argv.index("--")] if "--" in argv else argv[1:]
     if any(argument in HELP_ARGUMENTS for argument in options):
         if doc is None:
             doc = getattr(sys.modules.get("__main__"), "__doc__", "") or ""
-        sys.stdout.write(command_help(command, doc))
+        sys.stdout.write(command_help(command, doc, tool_flags=tuple(tool_flags)))
         sys.exit(EXIT_OK)
 
     def checked_main(arguments):

@@ -152,9 +152,9 @@ def _run_cli(*args):
 def test_cli_error_is_one_line(tmp_path):
     run = _run_cli("--source=got10k", f"--root={tmp_path / 'missing'}",
                    f"--output_dir={tmp_path / 'out'}")
-    assert run.returncode == 1
+    assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        f"build_tfrecords: error: root='{tmp_path / 'missing'}': folder not found"]
+        f"error: root='{tmp_path / 'missing'}': folder not found"]
 
 
 def test_cli_builds_with_worker_processes(tmp_path):

@@ -146,3 +146,61 @@ def test_a_subset_is_not_labelled_as_the_benchmark():
     assert evaluate.dataset_title("otb2013", "/data/OTB100", 51) == "OTB-2013"
     assert evaluate.dataset_title("otb2013", "/data/x", 3) == "x (3 of OTB-2013's 51 sequences)"
     assert evaluate.dataset_title("otb", "/data/mine", 3) == "mine"
+
+
+TOOLS = {  # tool -> (a flag of its own, a memnet_tf flag its help must not list or must list)
+    "import_weights": ("--weights_prefix:", "--hidden_size:", True),
+    "build_tfrecords": ("--exclude_sequences:", "--hidden_size:", False),
+    "ablation": ("--common_flags:", "--hidden_size:", False),
+    "real_video_experiment": ("--train_flags:", "--hidden_size:", False),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_tools_share_the_commands_help_and_exit_status(tool):
+    own, memnet_flag, listed = TOOLS[tool]
+    script = [str(REPO_ROOT / "tools" / f"{tool}.py")]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO_ROOT))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
+    def run(*args):
+        return subprocess.run([sys.executable, *script, *args], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    result = run("--help")
+    assert result.returncode == cli.EXIT_OK, result.stderr
+    assert result.stdout.splitlines()[0].strip(), "the tool's docstring comes first"
+    assert f"{tool}:" in result.stdout and own in result.stdout
+    assert (memnet_flag in result.stdout) == listed
+    assert "exit status: 0 done, 1 failed while running, 2 bad command line" in result.stdout
+    result = run("--no_such_flag=1")
+    assert result.returncode == cli.EXIT_USAGE, result.stderr
+    assert result.stderr.startswith("error:") and "no_such_flag" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_tools_bad_input_is_one_quiet_error_line(tmp_path):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO_ROOT))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    missing = tmp_path / "missing.npz"
+    for tool, args in (("import_weights", [f"--weights={missing}", f"--output={tmp_path / 'o'}"]),
+                       ("build_tfrecords", ["--source=otb", f"--root={tmp_path / 'none'}",
+                                            f"--output_dir={tmp_path / 'tfr'}"])):
+        result = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / f"{tool}.py"), *args],
+                                cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == cli.EXIT_USAGE, (tool, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), (tool, result.stderr)
+        assert not os.path.exists(tmp_path / "o")
+    # A required flag left out is a usage error too.
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "import_weights.py")],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == cli.EXIT_USAGE and "--weights" in result.stderr
+
+
+def test_import_weights_prefix_default_is_the_library_constant():
+    from memnet_tf.models import weights as weights_lib
+
+    text = (REPO_ROOT / "tools" / "import_weights.py").read_text()
+    assert f'flags.DEFINE_string("weights_prefix", "{weights_lib.SIAMFC_PREFIX}",' in text

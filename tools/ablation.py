@@ -31,8 +31,9 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
+from memnet_tf import cli
 from memnet_tf import config as config_lib
 from memnet_tf.eval import report
 
@@ -59,7 +60,7 @@ def split_flags(text: str, where: str) -> list[str]:
     words = text.split()
     bad = [word for word in words if not word.startswith("--")]
     if bad:
-        raise app.UsageError(f"{where}: {bad[0]!r} is not a --flag")
+        raise cli.UsageError(f"{where}: {bad[0]!r} is not a --flag")
     return words
 
 
@@ -70,13 +71,13 @@ def parse_variants(specs) -> list[tuple[str, list[str]]]:
         name, sep, extra = spec.partition(":")
         name = name.strip()
         if not sep or not name or not name.replace("_", "").replace("-", "").isalnum():
-            raise app.UsageError(f"--variant={spec!r}: expected name:flags with a name of "
+            raise cli.UsageError(f"--variant={spec!r}: expected name:flags with a name of "
                                  "letters, digits, '_' or '-'")
         variants.append((name, split_flags(extra, f"--variant={spec!r}")))
     names = [name for name, _ in variants]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
-        raise app.UsageError(f"--variant names must be unique; repeated: {duplicated}")
+        raise cli.UsageError(f"--variant names must be unique; repeated: {duplicated}")
     return variants
 
 
@@ -114,9 +115,9 @@ def format_table(rows: list[dict]) -> str:
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not os.path.isfile(REPO_ROOT / _BASE.value) and not os.path.isfile(_BASE.value):
-        raise app.UsageError(f"--base_flagfile={_BASE.value}: file not found")
+        raise cli.UsageError(f"--base_flagfile={_BASE.value}: file not found")
     variants = parse_variants(_VARIANTS.value)
     common = split_flags(_COMMON.value, "--common_flags")
     output_dir = os.path.abspath(_OUTPUT.value)
@@ -151,4 +152,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, "ablation",
+            tool_flags=tuple(holder.name for holder in (_BASE, _OUTPUT, _VARIANTS, _COMMON)))

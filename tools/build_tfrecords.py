@@ -15,7 +15,8 @@ Usage:
 Then train with `--dataset=tfrecord --data_dir=<output_dir>`. Patches follow spec 7.1 (context
 0.5, integer mean-colour padding); `--patch_size` must equal search_size + 2 * patch_margin of
 the model that reads them. A progress bar runs on stderr and a summary of what was written and
-skipped (and why) is printed at the end and stored in `<split>-manifest.json`.
+skipped (and why) is printed at the end and stored in `<split>-manifest.json`. A missing
+folder or a malformed dataset is one `error: ...` line and exit status 2 (memnet_tf/cli.py).
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 # Run from a checkout without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from memnet_tf import cli  # noqa: E402
+
 FLAGS = flags.FLAGS
+TOOL_FLAGS = ("source", "root", "output_dir", "split", "num_shards", "min_frames", "max_tracks",
+              "patch_size", "exemplar_size", "num_workers", "jpeg_quality", "sequences",
+              "exclude_sequences", "strict")
 
 
 def define_flags() -> None:
@@ -60,7 +66,8 @@ def define_flags() -> None:
 
 def main(argv) -> int:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.import_tensorflow_quietly()
     from memnet_tf.data import building  # pylint: disable=import-outside-toplevel
     from memnet_tf.data.patches import PatchGeometry  # pylint: disable=import-outside-toplevel
 
@@ -75,8 +82,8 @@ def main(argv) -> int:
             jpeg_quality=FLAGS.jpeg_quality, strict=FLAGS.strict, sequences=FLAGS.sequences,
             exclude_sequences=FLAGS.exclude_sequences)
     except (FileNotFoundError, ValueError) as error:
-        print(f"build_tfrecords: error: {error}", file=sys.stderr)
-        return 1
+        print(f"error: {error}", file=sys.stderr)
+        return cli.EXIT_USAGE
     print(f"Wrote {result.num_tracks} tracks ({result.num_frames} frames) into "
           f"{len(result.shards)} shard(s) in {FLAGS.output_dir}; manifest {result.manifest}")
     if result.skips.total():
@@ -84,10 +91,10 @@ def main(argv) -> int:
         print("\n".join(result.skips.summary_lines()))
     else:
         print("Nothing was skipped.")
-    return 0
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":
     define_flags()
     flags.mark_flags_as_required(["source", "root", "output_dir"])
-    app.run(main)
+    cli.run(main, "build_tfrecords", tool_flags=TOOL_FLAGS)

@@ -37,11 +37,13 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+from memnet_tf import cli  # noqa: E402
 
 VARIANTS = {
     "memtrack": ("experiments/memtrack_real.flags", []),
@@ -125,17 +127,17 @@ def train(variant: str, seed: int, output_dir: str, data_dir: str, backbone: str
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        raise cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     unknown = sorted(set(_VARIANTS.value) - set(VARIANTS))
     if unknown:
-        raise app.UsageError(f"--variants: unknown {unknown}; known {sorted(VARIANTS)}")
+        raise cli.UsageError(f"--variants: unknown {unknown}; known {sorted(VARIANTS)}")
     try:
         seeds = [int(s) for s in _SEEDS.value]
     except ValueError:
-        raise app.UsageError(f"--seeds: integers expected, got {_SEEDS.value}") from None
+        raise cli.UsageError(f"--seeds: integers expected, got {_SEEDS.value}") from None
     bad_sets = sorted(set(_SETS.value) - {"aerial_val", "test"})
     if bad_sets:
-        raise app.UsageError(f"--evaluate: unknown {bad_sets}; known aerial_val, test")
+        raise cli.UsageError(f"--evaluate: unknown {bad_sets}; known aerial_val, test")
     output_dir = os.path.abspath(_OUTPUT.value)
     data_dir = os.path.abspath(_DATA_DIR.value or os.path.join(output_dir, "data"))
     os.makedirs(output_dir, exist_ok=True)
@@ -152,6 +154,16 @@ def main(argv):
             json.dump(timings, f, indent=1)
         os.replace(timings_path + ".tmp", timings_path)
 
+    try:
+        run_experiment(output_dir, data_dir, seeds, record)
+    except RuntimeError as error:  # a step failed: its log is named in the message
+        print(f"error: {error}", file=sys.stderr)
+        return cli.EXIT_FAILURE
+    return cli.EXIT_OK
+
+
+def run_experiment(output_dir: str, data_dir: str, seeds: list[int], record) -> None:
+    """Steps 1-4 of the module docstring; `record(key, seconds)` keeps each step's wall time."""
     tic = time.time()
     backbone = import_backbone(output_dir)
     build_shards(data_dir, _VAL.value)
@@ -176,14 +188,16 @@ def main(argv):
         with open(report_path + ".tmp", "w", encoding="utf-8") as out:
             sys.stdout = Tee(stdout, out)
             try:
-                memory_on_real_video.main([f"--runs={run_list}", f"--sequence_set={sequence_set}",
+                code = memory_on_real_video.main([f"--runs={run_list}", f"--sequence_set={sequence_set}",
                                            f"--siamfc_checkpoint={backbone}",
                                            f"--plot={report_path[:-4]}.png"])
             finally:
                 sys.stdout = stdout
+        if code:
+            raise RuntimeError(f"tracking the {sequence_set} sequences failed (exit status "
+                               f"{code}); partial report: {report_path}.tmp")
         os.replace(report_path + ".tmp", report_path)
         record(f"evaluate/{sequence_set}", time.time() - tic)
-    return 0
 
 
 class Tee:
@@ -203,4 +217,5 @@ class Tee:
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("output_dir")
-    app.run(main)
+    cli.run(main, "real_video_experiment", tool_flags=tuple(holder.name for holder in (
+        _OUTPUT, _VARIANTS, _SEEDS, _DATA_DIR, _VAL, _TRAIN_FLAGS, _SETS)))
