@@ -332,3 +332,25 @@ def write_atomically(path: str, text: str) -> None:
             f.write(text)
 
     replace_atomically(path, write)
+
+
+def read_format_json(path: str, expected_format: str, written_by: str) -> dict:
+    """The JSON metadata file `path` of an export, checked to be of `expected_format`.
+
+    Raises:
+        FileNotFoundError: no such file (the message says the folder was not written by
+          `written_by`).
+        ValueError: not valid JSON, or its "format" is not `expected_format`.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: missing; this folder was not written by "
+                                f"`{written_by}`")
+    try:
+        with open(path, encoding="utf-8") as f:
+            metadata = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != expected_format:
+        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise ValueError(f"{path}: unknown format {found!r} (expected {expected_format!r})")
+    return metadata

@@ -292,19 +292,8 @@ def read_metadata(export_dir: str) -> dict:
         raise FileNotFoundError(f"{export_dir}: SavedModel folder not found")
     if not _is_saved_model(export_dir):
         raise FileNotFoundError(f"{export_dir}: not a SavedModel (no saved_model.pb)")
-    path = os.path.join(export_dir, METADATA_PATH)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: missing; this SavedModel was not written by "
-                                "`python -m memnet_tf.export`")
-    try:
-        with open(path, encoding="utf-8") as f:
-            metadata = json.load(f)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-    if metadata.get("format") != FORMAT:
-        raise ValueError(f"{path}: unknown export format {metadata.get('format')!r} "
-                         f"(expected {FORMAT!r})")
-    return metadata
+    return config_lib.read_format_json(os.path.join(export_dir, METADATA_PATH), FORMAT,
+                                       "python -m memnet_tf.export")
 
 
 def main(argv):
@@ -330,45 +319,41 @@ def main(argv):
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     track_config = config_lib.track_config_from_flags(run_flag_values)
+    source = {"source_checkpoint": os.path.abspath(checkpoint),
+              "track_config": dataclasses.asdict(track_config)}
     if FLAGS.format == "litert":
-        return _export_litert_main(model, checkpoint, track_config)
-    print(f"exporting {checkpoint} -> {FLAGS.export_dir}")
+        from memnet_tf.models import litert
+
+        try:
+            litert.import_interpreter()  # the export is verified with LiteRT before it is kept
+        except ImportError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        # The batch is fixed to the run's number of scales.
+        kind = f"LiteRT, {track_config.num_scales} scales"
+
+        def write():
+            return litert.export_litert(model, FLAGS.export_dir, track_config.num_scales,
+                                        metadata=source)
+    else:
+        kind = "SavedModel"
+
+        def write():
+            return export_saved_model(model, FLAGS.export_dir, metadata=source)
+    print(f"exporting {checkpoint} -> {FLAGS.export_dir} ({kind})")
     try:
-        metadata = export_saved_model(
-            model, FLAGS.export_dir,
-            metadata={"source_checkpoint": os.path.abspath(checkpoint),
-                      "track_config": dataclasses.asdict(track_config)})
+        metadata = write()
     except (FileExistsError, PermissionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"verified: reloaded signatures match the model (max difference "
-          f"{metadata['max_abs_difference']:.2g})")
-    print(f"SavedModel: {os.path.abspath(FLAGS.export_dir)} (signatures: initialize, step)")
-    return 0
-
-
-def _export_litert_main(model, checkpoint: str, track_config) -> int:
-    """`--format=litert`: the LiteRT models, batch fixed to the run's number of scales."""
-    from memnet_tf.models import litert
-
-    try:
-        litert.import_interpreter()  # the export is verified with LiteRT before it is kept
-    except ImportError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"exporting {checkpoint} -> {FLAGS.export_dir} (LiteRT, "
-          f"{track_config.num_scales} scales)")
-    try:
-        metadata = litert.export_litert(
-            model, FLAGS.export_dir, track_config.num_scales,
-            metadata={"source_checkpoint": os.path.abspath(checkpoint),
-                      "track_config": dataclasses.asdict(track_config)})
-    except (FileExistsError, PermissionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"verified: LiteRT models match the model within "
-          f"{metadata['max_abs_difference']:.2g}")
-    print(f"LiteRT: {os.path.abspath(FLAGS.export_dir)} ({', '.join(metadata['files'].values())})")
+    difference = metadata["max_abs_difference"]
+    folder = os.path.abspath(FLAGS.export_dir)
+    if FLAGS.format == "litert":
+        print(f"verified: LiteRT models match the model within {difference:.2g}")
+        print(f"LiteRT: {folder} ({', '.join(metadata['files'].values())})")
+    else:
+        print(f"verified: reloaded signatures match the model (max difference {difference:.2g})")
+        print(f"SavedModel: {folder} (signatures: initialize, step)")
     return 0
 
 

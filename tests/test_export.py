@@ -163,7 +163,10 @@ def test_read_metadata_names_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="not valid JSON"):
         export.read_metadata(str(tmp_path))
     (tmp_path / export.METADATA_PATH).write_text(json.dumps({"format": "other/9"}))
-    with pytest.raises(ValueError, match="unknown export format"):
+    with pytest.raises(ValueError, match="unknown format"):
+        export.read_metadata(str(tmp_path))
+    (tmp_path / export.METADATA_PATH).write_text("[1, 2]")
+    with pytest.raises(ValueError, match="unknown format 'list'"):
         export.read_metadata(str(tmp_path))
 
 

@@ -255,21 +255,10 @@ def read_metadata(litert_dir: str) -> dict:
         FileNotFoundError: not a folder written by `export --format=litert`.
         ValueError: unreadable JSON or an unknown format.
     """
-    path = os.path.join(litert_dir, METADATA_NAME)
     if not os.path.isdir(litert_dir):
         raise FileNotFoundError(f"{litert_dir}: LiteRT export folder not found")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: missing; {litert_dir} was not written by "
-                                "`python -m memnet_tf.export --format=litert`")
-    try:
-        with open(path, encoding="utf-8") as f:
-            metadata = json.load(f)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-    if metadata.get("format") != FORMAT:
-        raise ValueError(f"{path}: unknown format {metadata.get('format')!r} (expected "
-                         f"{FORMAT!r})")
-    return metadata
+    return config_lib.read_format_json(os.path.join(litert_dir, METADATA_NAME), FORMAT,
+                                       "python -m memnet_tf.export --format=litert")
 
 
 class LiteRTMemTrack:
