@@ -60,7 +60,7 @@ COMMAND_GROUPS = {
     "evaluate": ("load", "track", "evaluate", "other"),
     "export": ("load", "export", "other"),
     "model_summary": ("model",),
-    # Tools with flags of their own (`run(..., tool_flags=...)`), listed first in their help.
+    # Tools with flags of their own (`run(..., tool=True)`), listed first in their help.
     "import_weights": ("model",),
     "build_tfrecords": (),
     "ablation": (),
@@ -272,24 +272,27 @@ def parse_flags(arguments: list[str]) -> list[str]:
 
 
 def run(main, command: str, doc: str | None = None, argv: list[str] | None = None,
-        tool_flags: tuple[str, ...] = ()) -> None:
+        tool: bool = False) -> None:
     """Defines the flags and runs `main` as the absl app `command` (see the module docstring).
 
     `main(argv)` returns an `EXIT_*` status (None = 0) and may raise `UsageError`, which is
-    printed as one `error: ...` line with `EXIT_USAGE`. `tool_flags` names the flags a tool
-    defines itself (already defined); the memnet_tf flags are defined only for commands whose
+    printed as one `error: ...` line with `EXIT_USAGE`. `tool=True`: a script under tools/ whose
+    own flags (those its file `argv[0]` defined, as absl records them) --help lists first; the
+    memnet_tf flags are defined only for commands whose
     `COMMAND_GROUPS` entry uses them, so a tool accepts no flag it ignores.
     """
     from memnet_tf import flags as memnet_flags
 
     argv = list(sys.argv if argv is None else argv)
+    tool_flags = tuple(flag.name for flag in flags.FLAGS.flags_by_module_dict().get(argv[0], [])
+                       ) if tool else ()
     if COMMAND_GROUPS[command]:
         memnet_flags.define_flags()
     options = argv[1:argv.index("--")] if "--" in argv else argv[1:]
     if any(argument in HELP_ARGUMENTS for argument in options):
         if doc is None:
             doc = getattr(sys.modules.get("__main__"), "__doc__", "") or ""
-        sys.stdout.write(command_help(command, doc, tool_flags=tuple(tool_flags)))
+        sys.stdout.write(command_help(command, doc, tool_flags=tool_flags))
         sys.exit(EXIT_OK)
 
     def checked_main(arguments):

@@ -152,5 +152,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, "ablation",
-            tool_flags=tuple(holder.name for holder in (_BASE, _OUTPUT, _VARIANTS, _COMMON)))
+    cli.run(main, "ablation", tool=True)

@@ -32,9 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from memnet_tf import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
-TOOL_FLAGS = ("source", "root", "output_dir", "split", "num_shards", "min_frames", "max_tracks",
-              "patch_size", "exemplar_size", "num_workers", "jpeg_quality", "sequences",
-              "exclude_sequences", "strict")
 
 
 def define_flags() -> None:
@@ -97,4 +94,4 @@ def main(argv) -> int:
 if __name__ == "__main__":
     define_flags()
     flags.mark_flags_as_required(["source", "root", "output_dir"])
-    cli.run(main, "build_tfrecords", tool_flags=TOOL_FLAGS)
+    cli.run(main, "build_tfrecords", tool=True)

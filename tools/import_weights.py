@@ -28,7 +28,6 @@ FLAGS = flags.FLAGS
 SIAMFC_BN_EPSILON = 1e-6
 
 # Tool-only flags: they describe this import, not the model, so they stay out of flags.txt.
-TOOL_FLAGS = ("weights", "output", "weights_prefix", "overwrite")
 flags.DEFINE_string("weights", None, "State dict to import: .npz (PyTorch names and layouts) or "
                     ".pth/.pt (needs PyTorch).")
 flags.DEFINE_string("output", None, "Run folder to write (checkpoint + flags.txt).")
@@ -80,4 +79,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["weights", "output"])
-    cli.run(main, "import_weights", tool_flags=TOOL_FLAGS)
+    cli.run(main, "import_weights", tool=True)

@@ -217,5 +217,4 @@ class Tee:
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("output_dir")
-    cli.run(main, "real_video_experiment", tool_flags=tuple(holder.name for holder in (
-        _OUTPUT, _VARIANTS, _SEEDS, _DATA_DIR, _VAL, _TRAIN_FLAGS, _SETS)))
+    cli.run(main, "real_video_experiment", tool=True)

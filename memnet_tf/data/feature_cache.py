@@ -280,8 +280,9 @@ def clip_rows(cache: FeatureCache, time_steps: int, split: str, seed: int, numbe
     """Which cached rows make clip `number`: (track, frame rows [T+1], augmentation [T+1]).
 
     Train: a uniformly drawn usable track (as the shuffled record stream gives every track
-    equally often) and `sampling.sample_train_frames` (gaps up to `max_frame_gap`); val: track `number % num_tracks` with a
-    fixed generator per clip number, so validation clips are the same in every run.
+    equally often) and `sampling.sample_train_frames` (gaps up to `max_frame_gap`); val: track
+    `number % num_tracks` with a fixed generator per clip number, so validation clips are the same
+    in every run.
     """
     need = sampling.min_track_frames(time_steps)
     usable = [i for i in range(cache.num_tracks) if cache.track_length(i) >= need]
