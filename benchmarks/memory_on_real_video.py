@@ -192,17 +192,35 @@ def spread(values) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def headline(variants: dict) -> str:
-    """MemTrack - no-memory twin, paired by seed."""
+def twin_pairs(variants: dict) -> list[tuple[str, str]]:
+    """(full, twin) variant pairs: `memtrack<suffix>` with `no_memory<suffix>`, plain pair first."""
+    pairs = [(name, TWIN + name[len(FULL):]) for name in variants
+             if name.startswith(FULL) and TWIN + name[len(FULL):] in variants]
+    return sorted(pairs, key=lambda pair: (pair[0] != FULL, pair[0]))
+
+
+def pair_line(variants: dict, full_name: str, twin_name: str, prefix: str) -> str:
+    """`prefix: MemTrack - no-memory twin = ...`, paired by seed."""
     import numpy as np  # pylint: disable=import-outside-toplevel
 
-    full, twin = variants.get(FULL, {}), variants.get(TWIN, {})
+    full, twin = variants.get(full_name, {}), variants.get(twin_name, {})
     seeds = sorted(set(full) & set(twin))
     if not seeds:
-        return (f"headline: no seed has both '{FULL}' and '{TWIN}' runs: nothing to compare")
+        return (f"{prefix}: no seed has both '{full_name}' and '{twin_name}' runs: nothing to "
+                "compare")
     deltas = [full[s][0] - twin[s][0] for s in seeds]
-    return (f"headline: MemTrack - no-memory twin = {np.mean(deltas):+.3f} mean AUC "
+    suffix = full_name[len(FULL):]
+    recipe = f" ({suffix.lstrip('_')})" if suffix else ""
+    return (f"{prefix}: MemTrack - no-memory twin{recipe} = {np.mean(deltas):+.3f} mean AUC "
             f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''}, spread +-{spread(deltas):.3f})")
+
+
+def headline(variants: dict) -> list[str]:
+    """One line per (MemTrack, twin) recipe pair; the last, `headline: ...`, is the plain pair
+    (`memtrack` vs `no_memory`) when it was run, else the first other pair."""
+    pairs = twin_pairs(variants) or [(FULL, TWIN)]
+    lines = [pair_line(variants, full, twin, "pair") for full, twin in pairs[1:]]
+    return lines + [pair_line(variants, *pairs[0], "headline")]
 
 
 def format_report(rows: list[dict], title: str, machine: str) -> str:
@@ -233,7 +251,7 @@ def format_report(rows: list[dict], title: str, machine: str) -> str:
                         " ".join(f"{a:.3f}" for a in aucs)])
     lines.append(text_table(["variant", "seeds", "mean AUC", "spread", "mean prec", "spread",
                              "AUC per seed"], summary))
-    lines.append(headline(variants))
+    lines.extend(headline(variants))
     return "\n".join(lines)
 
 

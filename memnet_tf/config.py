@@ -183,11 +183,21 @@ class TrainConfig:
     strategy: str = "default"
     init_backbone: str = ""
     freeze_backbone: bool = False
+    # conv1..convK (and their BatchNorms) fixed, the later backbone layers train; 5 = the whole
+    # backbone, which is what freeze_backbone means.
+    frozen_backbone_layers: int = 0
+    # The trainable backbone layers learn at learning_rate x this (their own Adam).
+    backbone_learning_rate_scale: float = 1.0
     seed: int = 1234
     # Keras dtype policy of the backbone in training (the rest, the loss and every BatchNorm's
     # statistics stay float32); mixed_float16 adds dynamic loss scaling.
     precision: str = "float32"
     jit_compile: bool = False  # XLA-compile the forward + backward + update of a train step
+
+    @property
+    def frozen_layers(self) -> int:
+        """How many backbone layers, from conv1 on, do not train (5: the whole backbone)."""
+        return 5 if self.freeze_backbone else self.frozen_backbone_layers
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -205,6 +215,20 @@ class TrainConfig:
         for name in ("learning_rate", "clip_norm", "adam_epsilon"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        if not 0 <= self.frozen_backbone_layers <= 5:
+            raise ValueError(f"frozen_backbone_layers={self.frozen_backbone_layers}: expected "
+                             "0 (none) .. 5 (the whole backbone)")
+        if self.freeze_backbone and self.frozen_backbone_layers not in (0, 5):
+            raise ValueError(f"freeze_backbone freezes all 5 backbone layers, "
+                             f"frozen_backbone_layers={self.frozen_backbone_layers} only the "
+                             "first ones: give one of them")
+        if not self.backbone_learning_rate_scale > 0:
+            raise ValueError(f"backbone_learning_rate_scale={self.backbone_learning_rate_scale} "
+                             "must be > 0")
+        if self.backbone_learning_rate_scale != 1.0 and self.precision == "mixed_float16":
+            raise ValueError("backbone_learning_rate_scale needs a second optimiser, which "
+                             "mixed_float16's loss scaling does not support here: use "
+                             "precision=float32 or mixed_bfloat16")
         if not 0.0 < self.lr_decay_rate <= 1.0 or self.weight_decay < 0:
             raise ValueError(f"lr_decay_rate={self.lr_decay_rate} must be in (0, 1] and "
                              f"weight_decay={self.weight_decay} >= 0")

@@ -126,6 +126,14 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         "Checkpoint (or run folder) whose backbone warm-starts training.", **fv)
     flags.DEFINE_boolean("freeze_backbone", tr.freeze_backbone,
                          "Train only attention, controller, memory heads and response head.", **fv)
+    flags.DEFINE_integer("frozen_backbone_layers", tr.frozen_backbone_layers,
+                         "Fix conv1..convK of the backbone (weights and BatchNorm statistics) "
+                         "and train the rest, e.g. 4 to fine-tune conv5 only; with "
+                         "--feature_cache the cache holds convK's features. 5 = "
+                         "--freeze_backbone.", **fv)
+    flags.DEFINE_float("backbone_learning_rate_scale", tr.backbone_learning_rate_scale,
+                       "Learning rate of the trainable backbone layers, as a fraction of "
+                       "--learning_rate (their own Adam; same decay schedule).", **fv)
     flags.DEFINE_integer("seed", tr.seed, "Seed of weights, data and augmentation.", **fv)
 
     # Tracking

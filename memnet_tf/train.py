@@ -65,11 +65,15 @@ def cached_datasets(model_cfg, data_cfg, train_cfg):
 
     The cache (data/feature_cache.py) is built on first use in `data_cfg.feature_cache` from the
     shards of `data_dir`, with the backbone of `init_backbone`, and reused by later runs with the
-    same backbone, data and augmentation settings (other settings are refused).
+    same backbone, data and augmentation settings (other settings are refused). It holds the
+    features of the last frozen layer (`frozen_layers`): the backbone's output when it is all
+    frozen, e.g. conv4's when conv5 trains.
     """
-    if not (train_cfg.freeze_backbone and train_cfg.init_backbone):
-        raise ValueError("--feature_cache needs --freeze_backbone and --init_backbone: cached "
-                         "features are only valid for a fixed, pretrained backbone")
+    layer = train_cfg.frozen_layers
+    if not (layer and train_cfg.init_backbone):
+        raise ValueError("--feature_cache needs --freeze_backbone (or --frozen_backbone_layers) "
+                         "and --init_backbone: cached features are only valid for fixed, "
+                         "pretrained layers")
     from memnet_tf.data import feature_cache, pipeline
     from memnet_tf.data.patches import PatchGeometry
     from memnet_tf.models.loading import restore_backbone
@@ -84,14 +88,15 @@ def cached_datasets(model_cfg, data_cfg, train_cfg):
     caches = {split: feature_cache.ensure_cache(
         encoder, model_cfg, data_cfg, data_cfg.feature_cache, split,
         data_cfg.feature_cache_augmentations, feature_cache.AUGMENTATION_SEED,
-        progress=lambda line: print(line, flush=True)) for split in ("train", "val")}
+        progress=lambda line: print(line, flush=True), layer=layer)
+        for split in ("train", "val")}
     del encoder
     need = data_cfg.time_steps + 2
     for split, cache in caches.items():
         short = [cache.track_names[i] for i in range(cache.num_tracks)
                  if cache.track_length(i) < need]
-        print(f"feature cache ({split}): {cache.num_tracks} tracks, {cache.search.shape[0]} "
-              f"frames x {cache.augmentations} augmentations in {data_cfg.feature_cache}"
+        print(f"feature cache (conv{layer}, {split}): {cache.num_tracks} tracks, "
+              f"{cache.search.shape[0]} frames x {cache.augmentations} augmentations in {data_cfg.feature_cache}"
               + (f"; {len(short)} track(s) shorter than {need} frames are never sampled: "
                  f"{', '.join(short[:5])}" if short else ""), flush=True)
 

@@ -12,11 +12,22 @@ from memnet_tf import config as config_lib
     ("validate_every", 0), ("validation_steps", 0), ("lr_decay_steps", 0),
     ("keep_checkpoints", 0), ("learning_rate", 0.0), ("clip_norm", -1.0),
     ("lr_decay_rate", 1.5), ("weight_decay", -1e-4), ("train_steps", -1),
-    ("strategy", "tpu"),
+    ("strategy", "tpu"), ("frozen_backbone_layers", 6), ("frozen_backbone_layers", -1),
+    ("backbone_learning_rate_scale", 0.0),
 ])
 def test_bad_train_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         config_lib.TrainConfig(**{field: value})
+
+
+def test_partly_frozen_backbone_settings():
+    assert config_lib.TrainConfig(freeze_backbone=True).frozen_layers == 5
+    assert config_lib.TrainConfig(frozen_backbone_layers=4).frozen_layers == 4
+    assert config_lib.TrainConfig(freeze_backbone=True, frozen_backbone_layers=5).frozen_layers == 5
+    with pytest.raises(ValueError, match="freeze_backbone freezes all 5"):
+        config_lib.TrainConfig(freeze_backbone=True, frozen_backbone_layers=4)
+    with pytest.raises(ValueError, match="backbone_learning_rate_scale needs a second"):
+        config_lib.TrainConfig(backbone_learning_rate_scale=0.1, precision="mixed_float16")
 
 
 @pytest.mark.parametrize("overrides,field", [

@@ -190,7 +190,7 @@ def test_cache_is_reused_and_refused_for_other_settings(shards):
     from memnet_tf.data import feature_cache
 
     model, model_cfg, data_cfg, _ = _cache(shards)
-    manifest = os.path.join(data_cfg.feature_cache, "train-cache.json")
+    manifest = os.path.join(data_cfg.feature_cache, "train-conv5-cache.json")
     stamp = os.path.getmtime(manifest)
     feature_cache.ensure_cache(model, model_cfg, data_cfg, data_cfg.feature_cache, "train", 2, 7)
     assert os.path.getmtime(manifest) == stamp  # reused, not rebuilt
@@ -257,6 +257,63 @@ def test_model_on_features_equals_model_on_images(tiny_model_config):
         model({"exemplar_features": exemplar, "search_features": search[..., :3]})
 
 
+def test_model_on_conv4_features_equals_model_on_images(tiny_model_config):
+    """Cached conv4 features + the model's conv5 = the model on images, gradients reach conv5."""
+    from memnet_tf.models.memtrack import build_model
+
+    model = build_model(tiny_model_config, seed=0)
+    rng = np.random.default_rng(4)
+    cfg = tiny_model_config
+    images = {"exemplar": rng.uniform(size=(2, 3, cfg.exemplar_size, cfg.exemplar_size, 3)),
+              "search": rng.uniform(size=(2, 3, cfg.search_size, cfg.search_size, 3))}
+    images = {k: tf.constant(v, tf.float32) for k, v in images.items()}
+
+    def conv4(clips):
+        flat = tf.reshape(clips, [-1, *clips.shape[2:]])
+        out = model.backbone.features_after(flat, 4)
+        return tf.reshape(out, [*clips.shape[:2], *out.shape[1:]])
+
+    cached = {"exemplar_conv4": conv4(images["exemplar"]),
+              "search_conv4": conv4(images["search"])}
+    assert cached["search_conv4"].shape[-1] == cfg.channels[3]
+    from_images = model(images, training=False)
+    with tf.GradientTape() as tape:
+        from_conv4 = model(cached, training=False)
+        loss = tf.reduce_sum(from_conv4["response"])
+    for name, value in from_images.items():
+        np.testing.assert_allclose(from_conv4[name], value, rtol=1e-5, atol=1e-5)
+    grads = tape.gradient(loss, model.backbone.conv5.trainable_weights)
+    assert all(g is not None and np.abs(g.numpy()).max() > 0 for g in grads)
+    with pytest.raises(ValueError, match="search_conv4: expected shape"):
+        model({"exemplar_conv4": cached["exemplar_conv4"],
+               "search_conv4": cached["search_conv4"][..., :3]})
+
+
+def test_conv4_cache_holds_conv4_features_beside_the_conv5_cache(shards):
+    from memnet_tf.data import feature_cache
+
+    model, model_cfg, data_cfg, conv5 = _cache(shards)
+    conv4 = feature_cache.ensure_cache(model, model_cfg, data_cfg, data_cfg.feature_cache,
+                                       "train", 2, 7, progress=lambda _: None, layer=4)
+    assert conv4.layer == 4 and conv5.layer == 5
+    patches = np.concatenate(_patches(shards, model_cfg, data_cfg))
+    offset = (patches.shape[1] - model_cfg.exemplar_size) // 2
+    crops = patches[:, offset:offset + model_cfg.exemplar_size,
+                    offset:offset + model_cfg.exemplar_size].astype(np.float32) / 255.0
+    expected = model.backbone.features_after(crops, 4).numpy()
+    np.testing.assert_allclose(conv4.centre_exemplar, expected, rtol=2e-3,
+                               atol=2e-3 * np.abs(expected).max())
+    # Same augmentations at both layers: conv5 of the cached conv4 search crops is the conv5 cache.
+    finished = model.backbone.continue_from(np.asarray(conv4.search[:4, 1], np.float32), 4)
+    np.testing.assert_allclose(finished, conv5.search[:4, 1], rtol=1e-2,
+                               atol=1e-2 * np.abs(finished).max())
+    np.testing.assert_array_equal(conv4.search_box, conv5.search_box)
+    reread = feature_cache.read_cache(data_cfg.feature_cache, "train", layer=5)
+    np.testing.assert_array_equal(reread.search, conv5.search)  # not overwritten by conv4's
+    features, _ = next(iter(feature_cache.make_dataset(conv4, 3, "train", 0, 2)))
+    assert sorted(features) == ["exemplar_conv4", "search_conv4"]
+
+
 def test_without_residual_the_template_is_the_retrieved_one():
     from memnet_tf.layers import addressing
     from memnet_tf.layers.memory import MemoryControls, memory_step
@@ -301,13 +358,24 @@ def test_training_on_cached_features_end_to_end(shards, tmp_path):
                                    "--time_steps=11"],
                          cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "feature cache (train): 2 tracks, 26 frames x 2 augmentations" in run.stdout
+    assert "feature cache (conv5, train): 2 tracks, 26 frames x 2 augmentations" in run.stdout
     # beta has 12 frames: too short for T = 11 (13 needed), said rather than silently unused.
     assert "1 track(s) shorter than 13 frames are never sampled: beta" in run.stdout
     assert os.path.isfile(model_dir / "checkpoint")
+    conv5 = subprocess.run(common + [f"--model_dir={tmp_path / 'conv5'}",
+                                     f"--init_backbone={backbone}", "--train_steps=2",
+                                     "--nofreeze_backbone", "--frozen_backbone_layers=4",
+                                     "--backbone_learning_rate_scale=0.1"],
+                           cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert conv5.returncode == 0, conv5.stderr[-2000:]
+    assert "feature cache (conv4, train): 2 tracks, 26 frames x 2 augmentations" in conv5.stdout
+    assert "(conv1-4 frozen)" in conv5.stdout
+    assert sorted(f for f in os.listdir(tmp_path / "cache") if f.endswith("cache.json")) == [
+        "train-conv4-cache.json", "train-conv5-cache.json", "val-conv4-cache.json",
+        "val-conv5-cache.json"]
     no_init = subprocess.run(common + [f"--model_dir={tmp_path / 'bad'}", "--train_steps=1"],
                              cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
-    assert no_init.returncode == 2 and "needs --freeze_backbone and --init_backbone" in \
+    assert no_init.returncode == 2 and "needs --freeze_backbone (or --frozen_backbone_layers) and --init_backbone" in \
         no_init.stderr
 
 
@@ -328,11 +396,18 @@ def test_headline_pairs_seeds_and_reports_their_spread(tmp_path):
     variants = bench.summarise_variants(rows)
     assert variants["memtrack"][0] == pytest.approx((0.6, 0.6))
     deltas = [0.6 - 0.55, 0.6 - 0.56]  # seed 2 has no memtrack run: not paired
-    line = bench.headline(variants)
+    (line,) = bench.headline(variants)
     assert line.startswith(f"headline: MemTrack - no-memory twin = {np.mean(deltas):+.3f} "
                            "mean AUC (2 seeds")
     assert f"spread +-{np.std(deltas, ddof=1):.3f}" in line
-    assert "nothing to compare" in bench.headline({"memtrack": {0: (0.5, 0.5)}})
+    assert "nothing to compare" in bench.headline({"memtrack": {0: (0.5, 0.5)}})[-1]
+    # Other recipes pair memtrack_<recipe> with no_memory_<recipe>; the plain pair stays last.
+    both = {**variants, "memtrack_conv5": {0: (0.7, 0.7)}, "no_memory_conv5": {0: (0.6, 0.6)}}
+    assert bench.headline(both) == [
+        "pair: MemTrack - no-memory twin (conv5) = +0.100 mean AUC (1 seed, spread +-0.000)",
+        line]
+    only = bench.headline({"memtrack_conv5": {0: (0.7, 0.7)}, "no_memory_conv5": {0: (0.6, 0.6)}})
+    assert only[-1].startswith("headline: MemTrack - no-memory twin (conv5) = +0.100")
     for row in rows:
         row.update(dataset="d", frames=3, fps=12.345, gates="-", r="-", **{"|rT|/|T0|": "-",
                                                                           "max w_r": "-"})

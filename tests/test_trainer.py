@@ -22,10 +22,10 @@ B, T = 2, 2
 
 
 def _trainer(model_cfg, tmp_path=None, **train_overrides):
-    train_cfg = TrainConfig(model_dir=str(tmp_path) if tmp_path else "", train_steps=4,
-                            log_every=1000, checkpoint_every=2, summary_every=1,
-                            image_summary_every=1000, validate_every=1000,
-                            **train_overrides)
+    settings = dict(model_dir=str(tmp_path) if tmp_path else "", train_steps=4,
+                    log_every=1000, checkpoint_every=2, summary_every=1,
+                    image_summary_every=1000, validate_every=1000)
+    train_cfg = TrainConfig(**{**settings, **train_overrides})
     data_cfg = DataConfig(batch_size=B, time_steps=T)
     return Trainer(model_cfg, data_cfg, train_cfg,
                    lambda start: repeating_dataset(model_cfg, B, T))
@@ -194,3 +194,31 @@ def test_warm_started_frozen_backbone_stays_fixed_while_memory_trains(tiny_model
     moved = [v.path for v, f in zip(trainer.model.weights, fresh.weights)
              if "memory_cell" in v.path and not np.allclose(v.numpy(), f.numpy())]
     assert moved  # the memory side did train
+
+
+def test_partly_frozen_backbone_trains_conv5_at_its_own_learning_rate(tiny_model_config,
+                                                                     tmp_path):
+    """conv1-4 and their BatchNorm statistics stay fixed; conv5 takes Adam steps of
+    learning_rate x backbone_learning_rate_scale: Adam's first step moves every weight with a
+    non-zero gradient by ~lr (m / sqrt(v) = sign(g)), so the largest change is the rate itself."""
+    lr, scale = 1e-3, 0.1
+    trainer = _trainer(tiny_model_config, tmp_path / "run", frozen_backbone_layers=4,
+                       backbone_learning_rate_scale=scale, learning_rate=lr, train_steps=1,
+                       weight_decay=0.0, seed=3)
+    before = {v.path: v.numpy().copy() for v in trainer.model.weights}
+    assert [v.path for v in trainer.model.backbone.trainable_variables] == [
+        v.path for v in trainer.model.backbone.conv5.weights]
+    trainer.run(progress=lambda _: None)
+    changes = {v.path: np.abs(v.numpy() - before[v.path]).max() for v in trainer.model.weights}
+    for path, change in changes.items():
+        if "feature_extraction" in path and "conv5" not in path:
+            assert change == 0.0, path  # conv1-4 weights and BatchNorm statistics
+    conv5 = [c for p, c in changes.items() if "feature_extraction" in p and "conv5" in p]
+    head = [c for p, c in changes.items() if "memory_cell" in p]
+    np.testing.assert_allclose(max(conv5), lr * scale, rtol=0.02)
+    np.testing.assert_allclose(max(head), lr, rtol=0.02)
+    # Both Adams are in the checkpoint: a resumed run finds the backbone one where it stopped.
+    again = _trainer(tiny_model_config, tmp_path / "run", frozen_backbone_layers=4,
+                     backbone_learning_rate_scale=scale, learning_rate=lr, train_steps=1)
+    assert again.restore_or_initialize()
+    assert int(again.checkpoint.backbone_optimizer.iterations.numpy()) == 1

@@ -12,7 +12,7 @@ Steps, each skipped when its output is already there (an interrupted experiment 
 3. trains every variant and seed with `python -m memnet_tf.train` into
    `<output_dir>/<variant>_seed<k>/` (a run folder that `--checkpoint` of track, evaluate and
    export accepts), log in `<variant>_seed<k>/train.log`; the first run computes the frozen
-   backbone's feature cache (`<data_dir>/features`), later runs reuse it;
+   backbone's feature cache (`<data_dir>/features`, one per frozen layer), later runs reuse it;
 4. tracks the validation sequences (for choosing between recipes: never the test sequences) and
    the unseen test sequences (otb_mini + vot_bag) with every run, SiamFC mode and the static box,
    and prints benchmarks/memory_on_real_video.py's tables;
@@ -25,6 +25,9 @@ Variants (all from experiments/memtrack_real.flags; `no_memory` is experiments/n
     no_residual   memory without the residual path: T_final = T_retr (--nouse_residual)
     no_attention  the controller reads the mean-pooled search features (--nouse_attention)
     memory_2      2 slots instead of 8 (--memory_size=2)
+    memtrack_conv5, no_memory_conv5
+                  MemTrack and its twin with conv5 fine-tuned at a tenth of the learning rate
+                  (experiments/*_real_conv5.flags; the cache then holds conv4's features)
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ VARIANTS = {
     "no_residual": ("experiments/memtrack_real.flags", ["--nouse_residual"]),
     "no_attention": ("experiments/memtrack_real.flags", ["--nouse_attention"]),
     "memory_2": ("experiments/memtrack_real.flags", ["--memory_size=2"]),
+    # conv5 fine-tuned at lr / 10 (conv1-4 frozen), and its twin trained the same way.
+    "memtrack_conv5": ("experiments/memtrack_real_conv5.flags", []),
+    "no_memory_conv5": ("experiments/no_memory_real_conv5.flags", []),
 }
 VAL_SEQUENCES = ("boat1", "person11", "wakeboard10")
 

@@ -5,6 +5,8 @@ the features of a crop never change during training and only the crops' augmenta
 module cuts, for every frame of every stored track, the centre exemplar z_0 and `augmentations`
 (K) stretched/translated exemplar and search crops exactly as `pipeline.make_example` does, runs the
 backbone on them once, and stores the features (float16) with the labels of each search crop.
+With `--frozen_backbone_layers=L` < 5 only conv1..convL are fixed: the cache holds convL's
+features and the model runs the trainable rest of the backbone on them in every step.
 Training then draws clips as the TFRecord pipeline does (a track, T + 1 frames by
 `sampling.sample_train_frames`) and picks one of the K stored augmentations per frame, so a step
 costs the memory side only.
@@ -13,10 +15,10 @@ What it changes, compared with live augmentation: each frame is seen under K fix
 instead of a fresh one per clip (frame sampling stays as random as before), and the features are
 stored in float16 (relative error ~5e-4, far below the augmentations' own effect).
 
-Layout of a cache folder: `<split>-<array>.npy` arrays (memory-mapped when read) and
-`<split>-cache.json` with the fingerprint of what made them (backbone weights, geometry,
+Layout of a cache folder: `<split>-conv<L>-<array>.npy` arrays (memory-mapped when read) and
+`<split>-conv<L>-cache.json` with the fingerprint of what made them (backbone weights, geometry,
 augmentation, K, seed, shards); a cache whose fingerprint differs is refused, never reused.
-A split is written into a hidden staging folder and renamed into place when complete.
+Caches of several layers share a folder. A split is written into a hidden staging folder and renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from memnet_tf.data import augment, labels, sampling, tfrecord
 # The clip generator of the live pipeline: cached clips draw frames exactly as live ones do.
 from memnet_tf.data.pipeline import _rng
 from memnet_tf.data.patches import PatchGeometry
+from memnet_tf.models.backbone import NUM_LAYERS
+from memnet_tf.models.memtrack import cached_feature_key
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: caches of any backbone layer, named by it
 # The K augmentations of every frame are one fixed set, whatever the run's --seed: runs with other
 # seeds (which change clip sampling, the choice among the K, initial weights and dropout) share
 # one cache.
@@ -55,6 +59,7 @@ class FeatureCache:
       track_names: name of each track.
       track_starts: int64 `[num_tracks + 1]`; the frames of track i are rows
         `track_starts[i]:track_starts[i + 1]` of every array.
+      layer: the backbone layer whose output the features are (5: the backbone's output).
       centre_exemplar: float16 `[F, h, h, C]` features of the plain centre exemplar crop (z_0).
       exemplar: float16 `[F, K, h, h, C]` features of the K augmented exemplar crops.
       search: float16 `[F, K, H, H, C]` features of the K augmented search crops.
@@ -64,6 +69,7 @@ class FeatureCache:
 
     track_names: list
     track_starts: np.ndarray
+    layer: int
     centre_exemplar: np.ndarray
     exemplar: np.ndarray
     search: np.ndarray
@@ -93,7 +99,7 @@ def backbone_digest(model) -> str:
 
 
 def fingerprint(model_cfg, data_cfg, backbone_sha256: str, augmentations: int, seed: int,
-                split: str) -> dict:
+                split: str, layer: int = NUM_LAYERS) -> dict:
     """What the cached features of `split` depend on; a cache is reused only when it matches.
 
     The data are identified by their shard manifest (files, tracks and frame counts), the backbone
@@ -103,6 +109,7 @@ def fingerprint(model_cfg, data_cfg, backbone_sha256: str, augmentations: int, s
     return {
         "version": CACHE_VERSION,
         "backbone_sha256": backbone_sha256,
+        "layer": int(layer),
         "backbone": model_cfg.backbone,
         "channels": list(model_cfg.channels),
         "bn_epsilon": model_cfg.bn_epsilon,
@@ -122,17 +129,22 @@ def fingerprint(model_cfg, data_cfg, backbone_sha256: str, augmentations: int, s
     }
 
 
-def _manifest_path(cache_dir: str, split: str) -> str:
-    return os.path.join(cache_dir, f"{split}-cache.json")
+def _prefix(split: str, layer: int) -> str:
+    return f"{split}-conv{layer}"
 
 
-def read_cache(cache_dir: str, split: str, expected: dict | None = None) -> FeatureCache | None:
-    """The cache of `split` in `cache_dir` (arrays memory-mapped), or None if there is none.
+def _manifest_path(cache_dir: str, split: str, layer: int) -> str:
+    return os.path.join(cache_dir, f"{_prefix(split, layer)}-cache.json")
+
+
+def read_cache(cache_dir: str, split: str, expected: dict | None = None,
+               layer: int = NUM_LAYERS) -> FeatureCache | None:
+    """The conv`layer` cache of `split` in `cache_dir` (arrays memory-mapped), or None.
 
     Raises:
         ValueError: the cache was made from something else than `expected` describes.
     """
-    path = _manifest_path(cache_dir, split)
+    path = _manifest_path(cache_dir, split, layer)
     if not os.path.isfile(path):
         return None
     with open(path, encoding="utf-8") as f:
@@ -140,24 +152,29 @@ def read_cache(cache_dir: str, split: str, expected: dict | None = None) -> Feat
     if expected is not None and manifest["fingerprint"] != expected:
         differences = [f"{k}: {manifest['fingerprint'].get(k)!r} cached, {v!r} now"
                        for k, v in expected.items() if manifest["fingerprint"].get(k) != v]
-        raise ValueError(f"feature_cache={cache_dir!r}: its {split} features were made from "
+        raise ValueError(f"feature_cache={cache_dir!r}: its conv{layer} {split} features were "
+                         f"made from "
                          f"other settings ({'; '.join(differences)[:600]}); delete it or choose "
                          "another --feature_cache folder")
-    arrays = {name: np.load(os.path.join(cache_dir, f"{split}-{name}.npy"), mmap_mode="r")
-              for name in ARRAYS}
+    arrays = {name: np.load(os.path.join(cache_dir, f"{_prefix(split, layer)}-{name}.npy"),
+                            mmap_mode="r") for name in ARRAYS}
     return FeatureCache(track_names=manifest["track_names"],
-                        track_starts=np.asarray(manifest["track_starts"], np.int64), **arrays)
+                        track_starts=np.asarray(manifest["track_starts"], np.int64),
+                        layer=layer, **arrays)
 
 
-def _encoder(model, geometry: PatchGeometry, data_cfg, augmentations: int):
+def _encoder(model, geometry: PatchGeometry, data_cfg, augmentations: int, layer: int):
     """A tf.function: (patches [_CHUNK, P, P, 3] uint8, boxes, seed) -> features and labels."""
     e, s, r = geometry.exemplar_size, geometry.search_size, geometry.response_size
+
+    def features(images):
+        return model.backbone.features_after(images, layer, training=False)
 
     @tf.function(input_signature=[
         tf.TensorSpec([_CHUNK, geometry.patch_size, geometry.patch_size, 3], tf.uint8),
         tf.TensorSpec([_CHUNK, 4], tf.float32), tf.TensorSpec([2], tf.int64)])
     def encode(patches, boxes, seed):
-        centre = model.encode(augment.centre_crop(patches, e), training=False)
+        centre = features(augment.centre_crop(patches, e))
         seeds = tf.random.experimental.stateless_split(seed, 2 * augmentations)
         exemplars, searches, label_maps, weight_maps, search_boxes = [], [], [], [], []
         for k in range(augmentations):
@@ -168,8 +185,8 @@ def _encoder(model, geometry: PatchGeometry, data_cfg, augmentations: int):
                 boxes=boxes)
             label, weight = labels.iou_labels(search_box, r, data_cfg.label_iou_threshold,
                                               geometry.stride)
-            exemplars.append(model.encode(exemplar, training=False))
-            searches.append(model.encode(search, training=False))
+            exemplars.append(features(exemplar))
+            searches.append(features(search))
             label_maps.append(label)
             weight_maps.append(weight)
             search_boxes.append(search_box)
@@ -182,7 +199,8 @@ def _encoder(model, geometry: PatchGeometry, data_cfg, augmentations: int):
 
 
 def build_cache(model, model_cfg, data_cfg, cache_dir: str, split: str, augmentations: int,
-                seed: int, expected: dict, progress=None) -> FeatureCache:
+                seed: int, expected: dict, progress=None,
+                layer: int = NUM_LAYERS) -> FeatureCache:
     """Encodes every frame of the `split` shards of `data_cfg.data_dir` and stores the features.
 
     Args:
@@ -194,6 +212,7 @@ def build_cache(model, model_cfg, data_cfg, cache_dir: str, split: str, augmenta
       seed: augmentation seed.
       expected: `fingerprint(...)`, stored with the cache.
       progress: optional callable receiving progress lines.
+      layer: cache the output of conv`layer`'s block (5: the backbone's features).
 
     Returns:
       The FeatureCache as read back from disk.
@@ -204,7 +223,7 @@ def build_cache(model, model_cfg, data_cfg, cache_dir: str, split: str, augmenta
     shards = tfrecord.list_shards(data_cfg.data_dir, split)
     if not shards:
         raise FileNotFoundError(f"data_dir={data_cfg.data_dir!r}: no '{split}-*.tfrecord' shards")
-    encode = _encoder(model, geometry, data_cfg, augmentations)
+    encode = _encoder(model, geometry, data_cfg, augmentations, layer)
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in ARRAYS}
     names, starts = [], [0]
     tic = time.time()
@@ -233,42 +252,43 @@ def build_cache(model, model_cfg, data_cfg, cache_dir: str, split: str, augmenta
             starts.append(starts[-1] + num_frames)
             track_number += 1
             if progress is not None:
-                progress(f"feature cache ({split}): {track.name}, {num_frames} frames "
+                progress(f"feature cache (conv{layer}, {split}): {track.name}, {num_frames} frames "
                          f"[{starts[-1]} frames in {time.time() - tic:.0f} s]")
     if not names:
         raise ValueError(f"data_dir={data_cfg.data_dir!r}: the {split} shards hold no track")
     os.makedirs(cache_dir, exist_ok=True)
-    staging = os.path.join(cache_dir, f".{split}-staging-{os.getpid()}")
+    staging = os.path.join(cache_dir, f".{_prefix(split, layer)}-staging-{os.getpid()}")
+    prefix = _prefix(split, layer)
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     try:
         for name in ARRAYS:
-            np.save(os.path.join(staging, f"{split}-{name}.npy"), np.concatenate(chunks[name]))
+            np.save(os.path.join(staging, f"{prefix}-{name}.npy"), np.concatenate(chunks[name]))
         manifest = {"fingerprint": expected, "track_names": names, "track_starts": starts,
                     "augmentations": augmentations, "num_frames": starts[-1],
                     "seconds": round(time.time() - tic, 1)}
-        with open(_manifest_path(staging, split), "w", encoding="utf-8") as f:
+        with open(_manifest_path(staging, split, layer), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=1)
         # Arrays first, the manifest last: a reader never sees a manifest without its arrays.
         for name in ARRAYS:
-            os.replace(os.path.join(staging, f"{split}-{name}.npy"),
-                       os.path.join(cache_dir, f"{split}-{name}.npy"))
-        os.replace(_manifest_path(staging, split), _manifest_path(cache_dir, split))
+            os.replace(os.path.join(staging, f"{prefix}-{name}.npy"),
+                       os.path.join(cache_dir, f"{prefix}-{name}.npy"))
+        os.replace(_manifest_path(staging, split, layer), _manifest_path(cache_dir, split, layer))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return read_cache(cache_dir, split, expected)
+    return read_cache(cache_dir, split, expected, layer)
 
 
 def ensure_cache(model, model_cfg, data_cfg, cache_dir: str, split: str, augmentations: int,
-                 seed: int, progress=None) -> FeatureCache:
-    """The cache of `split` for `model`'s backbone, built first if `cache_dir` lacks it."""
+                 seed: int, progress=None, layer: int = NUM_LAYERS) -> FeatureCache:
+    """The conv`layer` cache of `split` for `model`'s backbone, built first if missing."""
     expected = fingerprint(model_cfg, data_cfg, backbone_digest(model), augmentations, seed,
-                           split)
-    cache = read_cache(cache_dir, split, expected)
+                           split, layer)
+    cache = read_cache(cache_dir, split, expected, layer)
     if cache is not None:
         return cache
     return build_cache(model, model_cfg, data_cfg, cache_dir, split, augmentations, seed,
-                       expected, progress or (lambda line: print(line, file=sys.stderr)))
+                       expected, progress or (lambda line: print(line, file=sys.stderr)), layer)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,7 +340,8 @@ def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, ba
 
     Returns:
       (features, targets): features = {"exemplar_features": float32 `[B, T, h, h, C]`,
-      "search_features": float32 `[B, T, H, H, C]`}; targets as `pipeline.make_dataset`. Train
+      "search_features": float32 `[B, T, H, H, C]`} (`exemplar_conv<L>` / `search_conv<L>` for
+      a cache of layer L < 5); targets as `pipeline.make_dataset`. Train
       repeats forever; val is `num_val_clips` fixed clips (at least one batch).
     """
     h, c = cache.exemplar.shape[2], cache.exemplar.shape[-1]
@@ -335,8 +356,10 @@ def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, ba
     def to_example(number):
         exemplar, search, label, weight, box = tf.numpy_function(
             load, [number], (tf.float32,) * 5, stateful=False)
-        features = {"exemplar_features": tf.ensure_shape(exemplar, [time_steps, h, h, c]),
-                    "search_features": tf.ensure_shape(search, [time_steps, big, big, c])}
+        features = {cached_feature_key("exemplar", cache.layer):
+                    tf.ensure_shape(exemplar, [time_steps, h, h, c]),
+                    cached_feature_key("search", cache.layer):
+                    tf.ensure_shape(search, [time_steps, big, big, c])}
         targets = {"label": tf.ensure_shape(label, [time_steps, r, r]),
                    "weight": tf.ensure_shape(weight, [time_steps, r, r]),
                    "search_box": tf.ensure_shape(box, [time_steps, 4])}

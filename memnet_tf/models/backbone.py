@@ -17,6 +17,7 @@ from memnet_tf.layers.batch_norm import GlobalBatchNormalization
 
 # (kernel, stride) of conv1..conv5; max-pools 3/2 follow conv1 and conv2.
 _CONV_GEOMETRY = ((11, 2), (5, 1), (3, 1), (3, 1), (3, 1))
+NUM_LAYERS = len(_CONV_GEOMETRY)
 
 
 @keras.saving.register_keras_serializable(package="memnet_tf")
@@ -73,15 +74,40 @@ class AlexNetBackbone(keras.layers.Layer):
 
     def call(self, images, training=False):
         """`[B, H, W, 3]` images in [0, 1] -> `[B, (H-87)/8+1, ..., C]` features."""
+        return self.features_after(images, NUM_LAYERS, training=training)
+
+    def features_after(self, images, layer: int, training=False):
+        """Images in [0, 1] -> the output of conv`layer`'s block (its BatchNorm, ReLU, pool)."""
         x = tf.cast(images, self.compute_dtype)
         x = x * self.input_scale if self.input_scale != 1.0 else x
-        for i, conv in enumerate(self.convs):
-            x = convolve(conv, x)
+        return self.continue_from(x, 0, training=training, last=layer)
+
+    def continue_from(self, features, layer: int, training=False, last: int = 5):
+        """The output of conv`layer`'s block (`layer` = 0: scaled images) -> that of conv`last`.
+
+        Lets training on a partly frozen backbone start from cached conv`layer` features.
+        """
+        if not 0 <= layer <= last <= NUM_LAYERS:
+            raise ValueError(f"layers {layer}..{last}: expected 0 <= first <= last <= "
+                             f"{NUM_LAYERS}")
+        x = tf.cast(features, self.compute_dtype)
+        for i in range(layer, last):
+            x = convolve(self.convs[i], x)
             if i < 4:
                 x = tf.nn.relu(self.norms[i](x, training=training))
             if i < 2:
                 x = tf.nn.max_pool2d(x, 3, strides=2, padding="VALID")
         return x
+
+    def freeze_layers(self, frozen: int) -> None:
+        """Fixes conv1..conv`frozen` and their BatchNorms, weights and statistics (a frozen
+        BatchNorm normalises with its moving statistics); the later layers train."""
+        if not 0 <= frozen <= NUM_LAYERS:
+            raise ValueError(f"frozen layers {frozen}: expected 0..{NUM_LAYERS}")
+        for i in range(NUM_LAYERS):
+            self.convs[i].trainable = i >= frozen
+            if i < 4:
+                self.norms[i].trainable = i >= frozen
 
     def get_config(self):
         config = super().get_config()

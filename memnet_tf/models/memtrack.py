@@ -23,7 +23,7 @@ from memnet_tf.layers.controller import ControllerInitialState, LayerNormLSTMCel
 from memnet_tf.layers.memory import MemoryHeads, memory_step
 from memnet_tf.layers.states import MemTrackState
 from memnet_tf.layers.xcorr import ResponseHead, xcorr
-from memnet_tf.models.backbone import build_backbone
+from memnet_tf.models.backbone import NUM_LAYERS, build_backbone
 
 # Diagnostics of a step, returned beside the response (never logged from inside a layer).
 DIAGNOSTICS = ("attention", "read_weights", "write_weights", "control_gates", "write_decay",
@@ -166,6 +166,21 @@ def initial_state_fields(initial_template, cell, hidden, memory_size, batch) -> 
     )
 
 
+def cached_feature_key(kind: str, layer: int) -> str:
+    """The input name of cached `kind` ("exemplar" / "search") features of conv`layer`'s block:
+    `search_features` for the backbone's output (layer 5), `search_conv4` for conv4's."""
+    return f"{kind}_features" if layer == NUM_LAYERS else f"{kind}_conv{layer}"
+
+
+def cached_layer(inputs) -> int | None:
+    """The backbone layer whose cached features `inputs` holds, or None for images."""
+    layers = [layer for layer in range(1, NUM_LAYERS + 1)
+              if cached_feature_key("search", layer) in inputs]
+    if len(layers) > 1:
+        raise ValueError(f"inputs hold cached features of several layers {layers}")
+    return layers[0] if layers else None
+
+
 def check_images(images, name: str, size: int, batch_rank: int = 1) -> tf.Tensor:
     """Validates an image batch up front, so bad input fails with a clear `ValueError`.
 
@@ -287,7 +302,9 @@ class MemTrack(keras.Model):
           inputs: dict with `exemplar` `[B, T, E, E, 3]` (z_0..z_{T-1}; z_t is written at step t
             and z_0 also gives T_0) and `search` `[B, T, S, S, 3]` (x_1..x_T), images in [0, 1];
             or, for a frozen backbone, their precomputed features `exemplar_features`
-            `[B, T, h, w, C]` and `search_features` `[B, T, H, W, C]` (data/feature_cache.py).
+            `[B, T, h, w, C]` and `search_features` `[B, T, H, W, C]` (data/feature_cache.py);
+            or, for a backbone frozen up to conv k < 5, conv k's features `exemplar_convk` and
+            `search_convk`, which the remaining layers finish.
           training: batch statistics in the BatchNorms and controller dropout.
 
         Returns:
@@ -295,18 +312,36 @@ class MemTrack(keras.Model):
           (`attention [B, T, L, L]`, `read_weights [B, T, N]`, ...; absent without memory),
           and with memory and the residual path `residual_share [B, T]` = |r * T_retr| / |T_0|.
         """
-        if "search_features" in inputs:
-            templates_in = tf.convert_to_tensor(inputs["exemplar_features"], tf.float32)
-            search_features = tf.convert_to_tensor(inputs["search_features"], tf.float32)
-            channels = self.model_config.feature_channels
-            for name, value in (("exemplar_features", templates_in),
-                                ("search_features", search_features)):
-                if value.shape.rank != 5 or value.shape[-1] != channels:
-                    raise ValueError(f"{name}: expected shape [batch, time, h, w, {channels}], "
-                                     f"got {value.shape.as_list()}")
-        else:
+        layer = cached_layer(inputs)
+        if layer is None:
             templates_in, search_features = self.encode_clips(inputs, training)
+        else:
+            templates_in, search_features = self.finish_cached_clips(inputs, layer, training)
         return self.unroll(templates_in, search_features, training)
+
+    def finish_cached_clips(self, inputs, layer: int, training=False):
+        """Clip features cached at the output of conv`layer` -> backbone features `[B, T, ...]`.
+
+        Layer 5 features are the backbone's output and are used as they are; earlier ones go
+        through the (trainable) rest of the backbone, exemplars and searches as two batches.
+        """
+        channels = self.model_config.channels[layer - 1]
+        clips = []
+        for kind in ("exemplar", "search"):
+            name = cached_feature_key(kind, layer)
+            value = tf.convert_to_tensor(inputs[name], tf.float32)
+            if value.shape.rank != 5 or value.shape[-1] != channels:
+                raise ValueError(f"{name}: expected shape [batch, time, h, w, {channels}], "
+                                 f"got {value.shape.as_list()}")
+            if layer < NUM_LAYERS:
+                shape = tf.shape(value)
+                features = self.backbone.continue_from(
+                    tf.reshape(value, tf.concat([[-1], shape[2:]], 0)), layer,
+                    training=training)
+                value = tf.reshape(tf.cast(features, tf.float32),
+                                   tf.concat([shape[:2], tf.shape(features)[1:]], 0))
+            clips.append(value)
+        return tuple(clips)
 
     def encode_clips(self, inputs, training=False):
         """Backbone features of a clip's exemplars and searches, `[B, T, ...]` each."""

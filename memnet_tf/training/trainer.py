@@ -34,10 +34,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise ValueError(f"--strategy={name!r}: expected one of {config_lib.STRATEGIES}")
 
 
-def make_optimizer(cfg: config_lib.TrainConfig) -> keras.optimizers.Optimizer:
+def make_optimizer(cfg: config_lib.TrainConfig,
+                   learning_rate_scale: float = 1.0) -> keras.optimizers.Optimizer:
     """Adam with the official staircase decay and TF1's epsilon. Clipping is done in train_step."""
     schedule = keras.optimizers.schedules.ExponentialDecay(
-        cfg.learning_rate, cfg.lr_decay_steps, cfg.lr_decay_rate, staircase=True)
+        cfg.learning_rate * learning_rate_scale, cfg.lr_decay_steps, cfg.lr_decay_rate,
+        staircase=True)
     return keras.optimizers.Adam(learning_rate=schedule, epsilon=cfg.adam_epsilon)
 
 
@@ -92,15 +94,32 @@ class Trainer:
             self.optimizer = (keras.optimizers.LossScaleOptimizer(adam)
                               if train_cfg.precision == "mixed_float16" else adam)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        if train_cfg.freeze_backbone:
-            # Frozen means fixed weights *and* fixed BatchNorm statistics.
+        # Frozen means fixed weights *and* fixed BatchNorm statistics.
+        if train_cfg.frozen_layers == 5:
             self.model.backbone.trainable = False
+        elif train_cfg.frozen_layers:
+            self.model.backbone.freeze_layers(train_cfg.frozen_layers)
+        # (optimizer, indices into model.trainable_variables) pairs: one Adam for everything,
+        # or a second one at a scaled learning rate for the trainable backbone layers.
+        variables = self.model.trainable_variables
+        backbone_paths = {v.path for v in self.model.backbone.trainable_variables}
+        in_backbone = [v.path in backbone_paths for v in variables]
+        optimizers = {"optimizer": adam}
+        self.variable_groups = [(self.optimizer, list(range(len(variables))))]
+        if train_cfg.backbone_learning_rate_scale != 1.0 and any(in_backbone):
+            with self.strategy.scope():
+                backbone_adam = make_optimizer(train_cfg, train_cfg.backbone_learning_rate_scale)
+            optimizers["backbone_optimizer"] = backbone_adam
+            self.variable_groups = [
+                (self.optimizer, [i for i, b in enumerate(in_backbone) if not b]),
+                (backbone_adam, [i for i, b in enumerate(in_backbone) if b])]
         with self.strategy.scope():
             # Adam's slots are created here, not lazily inside the distributed tf.function.
-            self.optimizer.build(self.model.trainable_variables)
+            for optimizer, indices in self.variable_groups:
+                optimizer.build([variables[i] for i in indices])
         # Adam itself, not the loss-scale wrapper: checkpoints are the same in every precision
         # (a resumed float16 run starts its loss scale afresh; it adapts in a few steps).
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=adam, step=self.step)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, step=self.step, **optimizers)
         self.manager = None
         if train_cfg.model_dir:
             self.manager = tf.train.CheckpointManager(
@@ -184,8 +203,9 @@ class Trainer:
     def _replica_train_step(self, features, targets):
         replicas = self.strategy.num_replicas_in_sync
         grads, logs = self.compute_gradients(features, targets)
-        self.optimizer.apply_gradients(
-            zip([g / replicas for g in grads], self.model.trainable_variables))
+        variables = self.model.trainable_variables
+        for optimizer, indices in self.variable_groups:
+            optimizer.apply_gradients([(grads[i] / replicas, variables[i]) for i in indices])
         return logs
 
     def train_step(self, iterator) -> dict:
@@ -271,7 +291,9 @@ class Trainer:
         if resumed:
             progress(f"resumed from {resumed} at step {start}")
         elif self.warm_started_from:
-            frozen = " (frozen)" if self.train_cfg.freeze_backbone else ""
+            frozen = {0: "", 5: " (frozen)"}.get(
+                self.train_cfg.frozen_layers,
+                f" (conv1-{self.train_cfg.frozen_layers} frozen)")
             progress(f"backbone warm-started from {self.warm_started_from}{frozen}")
         if start >= cfg.train_steps:
             progress(f"already at step {start} >= train_steps={cfg.train_steps}")
