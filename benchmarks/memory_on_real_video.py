@@ -33,7 +33,7 @@ import re
 import sys
 import tempfile
 
-from _machine import cpu_model
+from _machine import cpu_model, import_tensorflow
 from siamfc_otb_mini import _num_cpus, _shared_dir, import_fdsiamfc30, load_sequences, steady_fps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -297,11 +297,12 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", default="", help="also draw the per-variant AUC here (PNG)")
     parser.add_argument("--no_baselines", action="store_true",
                         help="skip SiamFC mode and the static box")
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's own log lines")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, REPO)
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    tf = import_tensorflow(args.verbose)
 
     from memnet_tf.eval.baselines import StaticBoxTracker  # pylint: disable=import-outside-toplevel
     from memnet_tf.tracking.tracker import TrackerFactory  # pylint: disable=import-outside-toplevel
@@ -313,7 +314,11 @@ def main(argv=None) -> int:
         if args.sequence_set == "test":
             pairs = load_sequences(shared, names, args.max_frames or None)
         else:
-            pairs = aerial_val_sequences(shared)
+            unknown = sorted(set(names or ()) - set(AERIAL_VAL))
+            if unknown:  # any other aerial_half sequence is training data
+                raise ValueError(f"--sequences: {unknown} are not aerial validation sequences "
+                                 f"({', '.join(AERIAL_VAL)})")
+            pairs = aerial_val_sequences(shared, names or AERIAL_VAL)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     with tempfile.TemporaryDirectory(prefix="memory_on_real_video-") as scratch:
@@ -334,6 +339,8 @@ def main(argv=None) -> int:
                f"nproc {_num_cpus()}; CPU {cpu_model()}; load average {load} (shared machine); "
                f"TensorFlow {tf.__version__}"
                + (f"; first {args.max_frames} frames" if args.max_frames else ""))
+    if args.sequences:
+        sequences += f": only {', '.join(sorted({row['sequence'] for row in rows}))}"
     title = f"Trained variants on {sequences}, one-pass, OTB protocol"
     print(format_report(rows, title, machine))
     if args.plot:

@@ -25,7 +25,7 @@ import datetime
 import os
 import sys
 import tempfile
-from _machine import cpu_model
+from _machine import cpu_model, import_tensorflow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGFILE = "experiments/siamfc_fdsiamfc30.flags"
@@ -128,12 +128,13 @@ def main(argv=None) -> int:
     parser.add_argument("--sequences", default="", help="comma-separated names (default: all)")
     parser.add_argument("--max_frames", type=int, default=0,
                         help="track only the first N frames of every sequence (0 = all)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's own log lines")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, REPO)
+    tf = import_tensorflow(args.verbose)
     import numpy as np  # pylint: disable=import-outside-toplevel
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from memnet_tf.eval import ope, report  # pylint: disable=import-outside-toplevel
     from memnet_tf.eval.baselines import StaticBoxTracker  # pylint: disable=import-outside-toplevel
@@ -174,7 +175,10 @@ def main(argv=None) -> int:
                   file=sys.stderr, flush=True)
 
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"# SiamFC mode (FDSiamFC-30, {FLAGFILE}) on otb_mini + vot_bag")
+    subset = (f" ({len(rows)} of their sequences: {', '.join(r['sequence'] for r in rows)})"
+              if names else "")
+    print(f"# SiamFC mode (FDSiamFC-30, {FLAGFILE}) on otb_mini (6 of OTB-100's targets) + "
+          f"vot_bag{subset}")
     print(f"# date {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}; "
           f"nproc {_num_cpus()}; CPU {cpu_model()}; load average {load} (shared machine); "
           f"TensorFlow {tf.__version__}; "

@@ -36,7 +36,7 @@ import time
 
 from absl import app, flags
 
-from _machine import cpu_model
+from _machine import cpu_model, import_tensorflow
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -263,7 +263,9 @@ def stage_breakdown(tracker, frame, repeats: int):
 def main(argv):
     del argv
     import numpy as np
-    import tensorflow as tf
+
+    # Quiet TensorFlow unless --verbosity is given (absl's flag).
+    tf = import_tensorflow(verbose=flags.FLAGS["verbosity"].present)
 
     from memnet_tf.eval import report
 

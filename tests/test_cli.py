@@ -204,3 +204,19 @@ def test_import_weights_prefix_default_is_the_library_constant():
 
     text = (REPO_ROOT / "tools" / "import_weights.py").read_text()
     assert f'flags.DEFINE_string("weights_prefix", "{weights_lib.SIAMFC_PREFIX}",' in text
+
+
+@pytest.mark.parametrize("benchmark", ["siamfc_otb_mini", "memory_on_real_video"])
+def test_benchmarks_import_tensorflow_quietly(benchmark):
+    """A bad --sequences fails after TensorFlow is imported: its stderr is the error alone,
+    without TensorFlow's import-time C++ lines."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO_ROOT))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
+    runs = [f"--runs=memtrack_seed0:{REPO_ROOT}"] if benchmark == "memory_on_real_video" else []
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / f"{benchmark}.py"),
+                             "--sequences=NoSuchSequence", *runs], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "NoSuchSequence" in result.stderr, result.stderr[-2000:]
+    assert not any(noise in result.stderr for noise in cli.IMPORT_NOISE), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
