@@ -89,6 +89,26 @@ def summarise(records) -> dict:
     }
 
 
+def memory_columns(results_dir: str, name: str, sequence: str, records) -> dict:
+    """The memory columns of one tracked sequence, kept beside its results file: a sequence
+    whose results are reused (an interrupted run resumed) shows the diagnostics it was
+    tracked with, not "-"."""
+    import json  # pylint: disable=import-outside-toplevel
+
+    path = os.path.join(results_dir, name, f"{sequence}_memory.json")
+    if records is None:  # not tracked now: results reused
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        return summarise([])
+    columns = summarise(records)
+    if records:
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(columns, f)
+        os.replace(path + ".tmp", path)
+    return columns
+
+
 def discover_runs(experiment_dir: str) -> dict[str, str]:
     """`<variant>_seed<k>` sub-folders of `experiment_dir` that hold a checkpoint."""
     if not os.path.isdir(experiment_dir):
@@ -151,13 +171,15 @@ def track_all(trackers: dict, pairs, results_dir: str, log=None) -> list[dict]:
                 raise RuntimeError(f"{name} failed on {sequence.name}: {outcome['failed']}")
             score = report.score_tracker([sequence], results_dir, name)["overall"]
             times = report.read_times(results_dir, name, sequence.name)
+            memory = memory_columns(results_dir, name, sequence.name,
+                                    recorders[-1].records if recorders else None)
             rows.append({"run": name, "dataset": dataset, "sequence": sequence.name,
                          "frames": sequence.num_frames, "AUC": score["success_auc"],
                          "prec": score["precision"],
                          # The static box does no work: its "speed" means nothing.
                          "fps": steady_fps(times) if len(times) > 1 and name != STATIC
                          else "-",
-                         **summarise(recorders[-1].records if recorders else [])})
+                         **memory})
             if log:
                 log(f"{name} {sequence.name}: AUC {score['success_auc']:.3f} "
                     f"prec {score['precision']:.3f}")

@@ -442,3 +442,21 @@ def test_experiment_tool_rejects_bad_arguments(tmp_path, args, message):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and message in result.stderr
     assert not os.listdir(tmp_path)  # nothing written before the arguments are checked
+
+
+def test_memory_columns_survive_a_resumed_benchmark(tmp_path):
+    """Reused results show the memory diagnostics they were tracked with (kept beside them)."""
+    import memory_on_real_video as bench
+
+    os.makedirs(tmp_path / "memtrack_seed0")
+    records = [{"gates": np.array([0.1, 0.2, 0.7]), "r": 0.5, "residual_ratio": 0.25,
+                "max_read": 0.4},
+               {"gates": np.array([0.3, 0.2, 0.5]), "r": 0.7, "residual_ratio": 0.35,
+                "max_read": 0.6}]
+    tracked = bench.memory_columns(str(tmp_path), "memtrack_seed0", "Dog1", records)
+    assert tracked == {"gates": "0.20/0.20/0.60", "r": "0.600", "|rT|/|T0|": "0.300",
+                       "max w_r": "0.50"}
+    assert bench.memory_columns(str(tmp_path), "memtrack_seed0", "Dog1", None) == tracked
+    # Never tracked here (or a tracker without memory): nothing to show, said as "-".
+    assert bench.memory_columns(str(tmp_path), "memtrack_seed0", "Couple", None)["r"] == "-"
+    assert sorted(os.listdir(tmp_path / "memtrack_seed0")) == ["Dog1_memory.json"]
