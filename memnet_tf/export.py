@@ -335,25 +335,28 @@ def main(argv):
         def write():
             return litert.export_litert(model, FLAGS.export_dir, track_config.num_scales,
                                         metadata=source)
+
+        def written(metadata, folder):
+            return (f"verified: LiteRT models match the model (max difference "
+                    f"{metadata['max_abs_difference']:.2g})\n"
+                    f"LiteRT: {folder} ({', '.join(metadata['files'].values())})")
     else:
         kind = "SavedModel"
 
         def write():
             return export_saved_model(model, FLAGS.export_dir, metadata=source)
+
+        def written(metadata, folder):
+            return (f"verified: reloaded signatures match the model (max difference "
+                    f"{metadata['max_abs_difference']:.2g})\n"
+                    f"SavedModel: {folder} (signatures: initialize, step)")
     print(f"exporting {checkpoint} -> {FLAGS.export_dir} ({kind})")
     try:
         metadata = write()
     except (FileExistsError, PermissionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    difference = metadata["max_abs_difference"]
-    folder = os.path.abspath(FLAGS.export_dir)
-    if FLAGS.format == "litert":
-        print(f"verified: LiteRT models match the model within {difference:.2g}")
-        print(f"LiteRT: {folder} ({', '.join(metadata['files'].values())})")
-    else:
-        print(f"verified: reloaded signatures match the model (max difference {difference:.2g})")
-        print(f"SavedModel: {folder} (signatures: initialize, step)")
+    print(written(metadata, os.path.abspath(FLAGS.export_dir)))
     return 0
 
 
