@@ -23,13 +23,11 @@ Needs the `got10k` package (`pip install -e ".[got10k]"`).
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from got10k.trackers import Tracker
 
-from memnet_tf.eval.sequence import load_frame
 from memnet_tf.tracking.model_path import factory_for, is_export  # noqa: F401 - re-exported
+from memnet_tf.tracking.tracker import track_files
 
 
 class Got10kTracker(Tracker):
@@ -66,15 +64,4 @@ class Got10kTracker(Tracker):
             (`[num_frames, 4]` boxes in got10k's convention, `[num_frames]` seconds).
         """
         del visualize  # got10k's matplotlib preview; `python -m memnet_tf.track` draws videos
-        boxes = np.zeros((len(img_files), 4))
-        times = np.zeros(len(img_files))
-        boxes[0] = box
-        for index, path in enumerate(img_files):
-            image = load_frame(path)
-            start = time.perf_counter()
-            if index == 0:
-                self.init(image, box)
-            else:
-                boxes[index] = self.update(image)
-            times[index] = time.perf_counter() - start
-        return boxes, times
+        return track_files(self, img_files, box)

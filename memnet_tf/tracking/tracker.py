@@ -204,6 +204,31 @@ def estimate_target(upsampled, center_xy, size_wh, initial_size_wh, search_sides
     return TargetEstimate(center, size, int(best), (px, py), upsampled[best])
 
 
+def track_files(tracker, img_files, box):
+    """got10k's `Tracker.track` loop: `tracker.init` on the first file, `update` on the rest.
+
+    Frames are decoded as `evaluate` decodes them (OpenCV, `eval.sequence.load_frame`), and
+    the decoding is not part of a frame's time.
+
+    Returns:
+        (`[num_frames, 4]` boxes, the first one `box`; `[num_frames]` seconds per frame).
+    """
+    from memnet_tf.eval.sequence import load_frame  # pylint: disable=import-outside-toplevel
+
+    boxes = np.zeros((len(img_files), 4))
+    times = np.zeros(len(img_files))
+    boxes[0] = box
+    for index, path in enumerate(img_files):
+        image = load_frame(path)
+        start = time.perf_counter()
+        if index == 0:
+            tracker.init(image, box)
+        else:
+            boxes[index] = tracker.update(image)
+        times[index] = time.perf_counter() - start
+    return boxes, times
+
+
 class MemTracker:
     """The MemTrack tracker around an in-process `MemTrack` model, an export, or LiteRT models.
 
@@ -493,23 +518,7 @@ class MemTracker:
             (`[num_frames, 4]` boxes, `[num_frames]` seconds per frame).
         """
         del visualize
-        from PIL import Image  # only this got10k-style entry point decodes files
-
-        boxes = np.zeros((len(img_files), 4))
-        times = np.zeros(len(img_files))
-        boxes[0] = box
-        for index, path in enumerate(img_files):
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path}: frame file not found")
-            with Image.open(path) as opened:
-                image = opened.convert("RGB")
-            start = time.perf_counter()
-            if index == 0:
-                self.init(image, box)
-            else:
-                boxes[index] = self.update(image)
-            times[index] = time.perf_counter() - start
-        return boxes, times
+        return track_files(self, img_files, box)
 
     def _update_sides(self) -> None:
         """s_z and s_x from the current size (spec section 8)."""
