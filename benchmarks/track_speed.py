@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 
 from _machine import cpu_model, import_tensorflow
 
@@ -345,4 +345,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from memnet_tf import cli
+
+    cli.run(main, "track_speed", tool=True)

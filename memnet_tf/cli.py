@@ -65,6 +65,7 @@ COMMAND_GROUPS = {
     "build_tfrecords": (),
     "ablation": (),
     "real_video_experiment": (),
+    "track_speed": (),  # benchmarks/track_speed.py
 }
 GENERAL_FLAGS = ("flagfile", "verbosity", "helpfull")
 
@@ -293,6 +294,10 @@ def run(main, command: str, doc: str | None = None, argv: list[str] | None = Non
         if doc is None:
             doc = getattr(sys.modules.get("__main__"), "__doc__", "") or ""
         sys.stdout.write(command_help(command, doc, tool_flags=tool_flags))
+        sys.exit(EXIT_OK)
+    if any(argument in ("--helpfull", "-helpfull") for argument in options):
+        # absl's full list, but with the exit status of a help request (absl exits 1).
+        app.usage(shorthelp=False, writeto_stdout=True)
         sys.exit(EXIT_OK)
 
     def checked_main(arguments):

@@ -108,6 +108,7 @@ def test_help_and_usage_errors_of_the_commands(tmp_path):
     assert "--output_video" not in result.stdout and "--export_dir" not in result.stdout
     result = _run("memnet_tf.train", "--helpfull")
     assert "--output_video" in result.stdout  # absl's full list keeps everything
+    assert result.returncode == cli.EXIT_OK  # a help request, not a failure (absl says 1)
     # Unknown flags and bad values: one line, exit 2, for every command.
     for module in ("memnet_tf.train", "memnet_tf.track", "memnet_tf.export"):
         result = _run(module, "--no_such_flag=1")

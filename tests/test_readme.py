@@ -114,3 +114,37 @@ def test_fast_rows_then_snippets_run_in_order(tmp_path):
                                 capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"{snippet}\n{result.stderr[-3000:]}"
     assert "(3, 17, 17)" in result.stdout  # the export snippet's response
+
+
+def test_slow_and_data_rows_use_only_flags_their_command_has():
+    """The rows no test runs as written (long, or needing data not here): every `--flag` they
+    show is one their command accepts (its --helpfull), so a renamed flag cannot rot them."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), CUDA_VISIBLE_DEVICES="",
+               TF_CPP_MIN_LOG_LEVEL="2")
+    helps = {}
+    checked = 0
+    for what, commands, speed in usage_rows():
+        if speed == "fast":
+            continue
+        for command in commands:
+            if not command.startswith("python"):
+                continue
+            argv = shlex.split(command.replace("[", " ").replace("]", " "))
+            entry = argv[1:3] if argv[1] == "-m" else argv[1:2]
+            key = " ".join(entry)
+            if key not in helps:
+                # The benchmarks' --help lists all their flags; commands and tools need --helpfull.
+                full = "--help" if entry[0].startswith("benchmarks/") else "--helpfull"
+                result = subprocess.run([sys.executable, *entry, full], cwd=REPO_ROOT,
+                                        env=env, capture_output=True, text=True, timeout=300)
+                assert result.returncode == 0, f"{key} {full}: {result.stderr[-2000:]}"
+                helps[key] = result.stdout
+            for name in [a[2:].split("=")[0] for a in argv[len(entry) + 1:]
+                         if a.startswith("--")]:
+                known = {f"--{name}", f"--[no]{name}"}
+                if name.startswith("no"):
+                    known.add(f"--[no]{name[2:]}")
+                assert any(k in helps[key] for k in known), (
+                    f"README row {what!r}: {key} has no --{name}")
+                checked += 1
+    assert checked >= 20
