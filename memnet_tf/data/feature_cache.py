@@ -257,8 +257,8 @@ def build_cache(model, model_cfg, data_cfg, cache_dir: str, split: str, augmenta
     if not names:
         raise ValueError(f"data_dir={data_cfg.data_dir!r}: the {split} shards hold no track")
     os.makedirs(cache_dir, exist_ok=True)
-    staging = os.path.join(cache_dir, f".{_prefix(split, layer)}-staging-{os.getpid()}")
     prefix = _prefix(split, layer)
+    staging = os.path.join(cache_dir, f".{prefix}-staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     try:

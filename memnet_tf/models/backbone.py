@@ -82,7 +82,7 @@ class AlexNetBackbone(keras.layers.Layer):
         x = x * self.input_scale if self.input_scale != 1.0 else x
         return self.continue_from(x, 0, training=training, last=layer)
 
-    def continue_from(self, features, layer: int, training=False, last: int = 5):
+    def continue_from(self, features, layer: int, training=False, last: int = NUM_LAYERS):
         """The output of conv`layer`'s block (`layer` = 0: scaled images) -> that of conv`last`.
 
         Lets training on a partly frozen backbone start from cached conv`layer` features.
