@@ -4,6 +4,7 @@
     python benchmarks/memory_on_real_video.py --runs=memtrack_seed0:DIR,no_memory_seed0:DIR
         [--siamfc_checkpoint=runs/fdsiamfc30] [--sequences=Crossing,vot_bag] [--max_frames=N]
         [--sequence_set=test|aerial_val] [--results_dir=DIR]
+        [--memory_write_interval=N] [--memory_write_min_psr=PSR]
 
 Runs are named `<variant>_seed<k>` (what tools/real_video_experiment.py writes); with
 `--experiment_dir` every such sub-folder holding a checkpoint is taken. Each run, SiamFC mode
@@ -18,7 +19,9 @@ memory's behaviour at the winning scale averaged over frames:
 - gates: mean control gates (skip, overwrite the slot read, write to a new slot);
 - r: mean channel-wise residual gate;
 - |rT|/|T0|: norm of the residual r (.) T_retr relative to the first-frame template T_0;
-- max w_r: mean of the largest read weight (1 = reads one slot, 1/N = reads all equally).
+- max w_r: mean of the largest read weight (1 = reads one slot, 1/N = reads all equally);
+- writes: the fraction of frames that wrote the memory (1 unless `--memory_write_interval` or
+  `--memory_write_min_psr` space or refuse writes).
 Then per variant the mean over sequences, and over seeds its mean and spread (sample standard
 deviation; for one seed none). The last line is the headline: MemTrack minus its no-memory twin,
 paired by seed, mean and spread over the seeds both have.
@@ -27,6 +30,7 @@ paired by seed, mean and spread over the seeds both have.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import re
@@ -71,6 +75,7 @@ class RecordingTracker:
                 "residual_ratio": float(np.linalg.norm(gate * retrieved)
                                         / max(np.linalg.norm(anchor), 1e-12)),
                 "max_read": float(read.max()),
+                "wrote": bool(self.tracker.debug.get("wrote_memory", True)),
             })
         return box
 
@@ -79,13 +84,14 @@ def summarise(records) -> dict:
     import numpy as np  # pylint: disable=import-outside-toplevel
 
     if not records:
-        return {"gates": "-", "r": "-", "|rT|/|T0|": "-", "max w_r": "-"}
+        return {"gates": "-", "r": "-", "|rT|/|T0|": "-", "max w_r": "-", "writes": "-"}
     gates = np.mean([r["gates"] for r in records], axis=0)
     return {
         "gates": "/".join(f"{g:.2f}" for g in gates),
         "r": f"{np.mean([r['r'] for r in records]):.3f}",
         "|rT|/|T0|": f"{np.mean([r['residual_ratio'] for r in records]):.3f}",
         "max w_r": f"{np.mean([r['max_read'] for r in records]):.2f}",
+        "writes": f"{np.mean([r.get('wrote', True) for r in records]):.2f}",
     }
 
 
@@ -256,9 +262,9 @@ def format_report(rows: list[dict], title: str, machine: str) -> str:
         if isinstance(row.get("fps"), float):
             row["fps"] = f"{row['fps']:.1f}"
     columns = ["run", "sequence", "frames", "AUC", "prec", "fps", "gates", "r", "|rT|/|T0|",
-               "max w_r"]
+               "max w_r", "writes"]
     lines = [f"# {title}", f"# {machine}",
-             text_table(columns, [[cell(r[c]) for c in columns] for r in rows])]
+             text_table(columns, [[cell(r.get(c, "-")) for c in columns] for r in rows])]
     variants = summarise_variants(rows)
     summary = []
     for variant, seeds in variants.items():
@@ -317,6 +323,12 @@ def main(argv=None) -> int:
                         help="track only the first N frames of every sequence (0 = all)")
     parser.add_argument("--results_dir", default="", help="keep the results files here")
     parser.add_argument("--plot", default="", help="also draw the per-variant AUC here (PNG)")
+    parser.add_argument("--memory_write_interval", type=int, default=None,
+                        help="track the runs writing their memory every N-th frame only "
+                             "(default: the run's own, 1 = every frame)")
+    parser.add_argument("--memory_write_min_psr", type=float, default=None,
+                        help="...and refusing the writes of frames whose peak-to-sidelobe "
+                             "ratio is below this (default: the run's own, 0 = never)")
     parser.add_argument("--no_baselines", action="store_true",
                         help="skip SiamFC mode and the static box")
     parser.add_argument("--verbose", action="store_true",
@@ -327,6 +339,7 @@ def main(argv=None) -> int:
     tf = import_tensorflow(args.verbose)
 
     from memnet_tf.eval.baselines import StaticBoxTracker  # pylint: disable=import-outside-toplevel
+    from memnet_tf.models.loading import run_track_config  # pylint: disable=import-outside-toplevel
     from memnet_tf.tracking.tracker import TrackerFactory  # pylint: disable=import-outside-toplevel
 
     shared = _shared_dir()
@@ -341,10 +354,16 @@ def main(argv=None) -> int:
                 raise ValueError(f"--sequences: {unknown} are not aerial validation sequences "
                                  f"({', '.join(AERIAL_VAL)})")
             pairs = aerial_val_sequences(shared, names or AERIAL_VAL)
+        writes = {field: value for field, value in (
+            ("memory_write_interval", args.memory_write_interval),
+            ("memory_write_min_psr", args.memory_write_min_psr)) if value is not None}
+        track_configs = {name: dataclasses.replace(run_track_config(path, None), **writes)
+                         for name, path in runs.items()}
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     with tempfile.TemporaryDirectory(prefix="memory_on_real_video-") as scratch:
-        trackers = {name: TrackerFactory(checkpoint=path, name=name)
+        trackers = {name: TrackerFactory(checkpoint=path, track_config=track_configs[name],
+                                         name=name)
                     for name, path in runs.items()}
         if not args.no_baselines:
             siamfc = args.siamfc_checkpoint or import_fdsiamfc30(
@@ -364,6 +383,8 @@ def main(argv=None) -> int:
     if args.sequences:
         sequences += f": only {', '.join(sorted({row['sequence'] for row in rows}))}"
     title = f"Trained variants on {sequences}, one-pass, OTB protocol"
+    if writes:
+        title += "; memory writes: " + ", ".join(f"{k}={v}" for k, v in writes.items())
     print(format_report(rows, title, machine))
     if args.plot:
         plot_variants(rows, args.plot, title)

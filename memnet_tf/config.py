@@ -251,8 +251,20 @@ class TrackConfig:
     # Reproduce the official tracker's sub-pixel quirks (peak centre 136, 8/16 px step, crop
     # normalised by H'). See WORKSPACE.md.
     official_quirks: bool = True
+    # Memory writes at tracking time (the paper writes every frame: 1 and 0). Training clips
+    # sample frames ~17 apart on 10 fps video while tracking writes every frame, so the 8 slots
+    # fill with near-copies of the last 8 frames (docs/results.md); these keep the paper's
+    # behaviour by default and let a recipe space the writes or refuse unsure ones.
+    memory_write_interval: int = 1
+    memory_write_min_psr: float = 0.0
 
     def __post_init__(self):
+        if self.memory_write_interval < 1:
+            raise ValueError(f"memory_write_interval={self.memory_write_interval}: expected "
+                             ">= 1 (1 = write every frame)")
+        if not self.memory_write_min_psr >= 0.0:
+            raise ValueError(f"memory_write_min_psr={self.memory_write_min_psr}: expected >= 0 "
+                             "(0 = never refuse a write)")
         if self.num_scales < 1 or self.num_scales % 2 == 0:
             raise ValueError(f"num_scales={self.num_scales}: expected an odd positive number")
         if not 0.0 <= self.window_influence <= 1.0:

@@ -150,6 +150,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_boolean("official_quirks", tk.official_quirks,
                          "Reproduce the official tracker's sub-pixel quirks (see WORKSPACE.md).",
                          **fv)
+    flags.DEFINE_integer("memory_write_interval", tk.memory_write_interval,
+                         "Write the template into the memory on every N-th frame only (1 = "
+                         "every frame, the paper's); reads happen every frame.", **fv)
+    flags.DEFINE_float("memory_write_min_psr", tk.memory_write_min_psr,
+                       "Skip the write of a frame whose response peak-to-sidelobe ratio is "
+                       "below this (0 = never skip; see --lost_threshold for the scale).", **fv)
 
     # Runtime: commands that load a trained model, track or evaluate
     flags.DEFINE_string("checkpoint", "",

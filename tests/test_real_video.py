@@ -450,13 +450,28 @@ def test_memory_columns_survive_a_resumed_benchmark(tmp_path):
 
     os.makedirs(tmp_path / "memtrack_seed0")
     records = [{"gates": np.array([0.1, 0.2, 0.7]), "r": 0.5, "residual_ratio": 0.25,
-                "max_read": 0.4},
+                "max_read": 0.4, "wrote": True},
                {"gates": np.array([0.3, 0.2, 0.5]), "r": 0.7, "residual_ratio": 0.35,
-                "max_read": 0.6}]
+                "max_read": 0.6, "wrote": False}]
     tracked = bench.memory_columns(str(tmp_path), "memtrack_seed0", "Dog1", records)
     assert tracked == {"gates": "0.20/0.20/0.60", "r": "0.600", "|rT|/|T0|": "0.300",
-                       "max w_r": "0.50"}
+                       "max w_r": "0.50", "writes": "0.50"}
     assert bench.memory_columns(str(tmp_path), "memtrack_seed0", "Dog1", None) == tracked
     # Never tracked here (or a tracker without memory): nothing to show, said as "-".
     assert bench.memory_columns(str(tmp_path), "memtrack_seed0", "Couple", None)["r"] == "-"
     assert sorted(os.listdir(tmp_path / "memtrack_seed0")) == ["Dog1_memory.json"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--memory_write_interval=0"], "memory_write_interval=0"),
+    (["--memory_write_min_psr=-2"], "memory_write_min_psr=-2"),
+])
+def test_benchmark_rejects_bad_memory_write_settings(tmp_path, capsys, args, message):
+    import memory_on_real_video as bench
+    from test_track_cli import write_tiny_run
+
+    run = write_tiny_run(str(tmp_path / "memtrack_seed0"))
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([f"--runs=memtrack_seed0:{run}", "--sequences=Crossing", "--no_baselines",
+                    *args])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -294,6 +294,74 @@ def test_siamfc_mode_state_never_changes():
     assert "read_weights" not in tracker.debug
 
 
+def _track_memory(model, track_config, updates=7):
+    """(wrote_memory flags, [updates + 1] memory and hidden snapshots) over a moving blob."""
+    tracker = MemTracker(model, track_config)
+    tracker.init(blob_frame((50, 40), 96, 128), [42, 32, 16, 16])
+    memories, hiddens, wrote = [tracker.state.memory.numpy()], [tracker.state.hidden.numpy()], []
+    for step in range(updates):
+        tracker.update(blob_frame((50 + 2 * step, 40 + step), 96, 128))
+        wrote.append(tracker.debug["wrote_memory"])
+        memories.append(tracker.state.memory.numpy())
+        hiddens.append(tracker.state.hidden.numpy())
+    assert tracker.frame_step_tracing_count == 1
+    return wrote, memories, hiddens
+
+
+@pytest.mark.parametrize("interval, min_psr, expected", [
+    (1, 0.0, [True] * 7),
+    (3, 0.0, [True, False, False, True, False, False, True]),
+    (1, 1e9, [True] + [False] * 6),  # no frame is that sure: only T_0's crop is written
+])
+def test_memory_writes_follow_interval_and_psr(tiny_model, interval, min_psr, expected):
+    cfg = config_lib.TrackConfig(memory_write_interval=interval, memory_write_min_psr=min_psr)
+    wrote, memories, hiddens = _track_memory(tiny_model, cfg)
+    assert wrote == expected
+    for step, writes in enumerate(wrote):
+        changed = not np.array_equal(memories[step], memories[step + 1])
+        assert changed == writes, f"update {step + 1}: memory changed={changed}, wrote={writes}"
+        # The controller steps (and reads) on every frame, written or not.
+        assert not np.array_equal(hiddens[step], hiddens[step + 1])
+
+
+def test_min_psr_refuses_the_writes_of_unsure_frames(tiny_model):
+    """A threshold between the frames' ratios writes exactly after the frames above it."""
+    tracker = MemTracker(tiny_model)
+    tracker.init(blob_frame((50, 40), 96, 128), [42, 32, 16, 16])
+    ratios = []
+    for step in range(6):
+        tracker.update(blob_frame((50 + 2 * step, 40 + step), 96, 128))
+        ratios.append(tracker.last_score.psr)
+    threshold = float(np.median(ratios))
+    cfg = config_lib.TrackConfig(memory_write_min_psr=threshold)
+    wrote, _, _ = _track_memory(tiny_model, cfg, updates=6)
+    # Update k writes the template cut in frame k-1; frame 0 (the given box) always writes.
+    # Until the first refused write both runs track identically, so compare up to there.
+    expected = [True] + [psr >= threshold for psr in ratios[:-1]]
+    first_refusal = expected.index(False)
+    assert wrote[:first_refusal + 1] == expected[:first_refusal + 1]
+    assert not all(wrote)
+
+
+def test_siamfc_mode_never_writes():
+    import keras
+
+    keras.utils.set_random_seed(1)
+    model = build_model(config_lib.ModelConfig(**TINY, use_memory=False, response_head="scale"))
+    tracker = MemTracker(model, config_lib.TrackConfig(memory_write_interval=2))
+    tracker.init(blob_frame((50, 40), 96, 128), [42, 32, 16, 16])
+    tracker.update(blob_frame((52, 41), 96, 128))
+    assert tracker.debug["wrote_memory"] is False
+
+
+@pytest.mark.parametrize("field, value", [("memory_write_interval", 0),
+                                          ("memory_write_min_psr", -1.0),
+                                          ("memory_write_min_psr", float("nan"))])
+def test_bad_memory_write_settings_raise(field, value):
+    with pytest.raises(ValueError, match=field):
+        config_lib.TrackConfig(**{field: value})
+
+
 # ---------------------------------------------------------------- inputs
 
 

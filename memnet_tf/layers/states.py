@@ -54,6 +54,15 @@ def select(state: MemTrackState, index) -> MemTrackState:
     return tf.nest.map_structure(lambda x: tf.gather(x, [index], axis=0), state)
 
 
+def without_write(state: MemTrackState) -> MemTrackState:
+    """The state with its pending write cancelled: the next step reads but leaves M unchanged.
+
+    The next step writes `M * (1 - w e) + w e W` with these pending weights w; zero weights make
+    it the identity (the controller still steps, and addresses a fresh pending write).
+    """
+    return state._replace(write_weights=tf.zeros_like(state.write_weights))
+
+
 def to_dict(state: MemTrackState) -> dict:
     return dict(state._asdict())
 

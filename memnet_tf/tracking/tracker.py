@@ -251,7 +251,9 @@ class MemTracker:
             winning scale's highest response value; `psr`: its peak-to-sidelobe ratio, which
             falls when the target is lost); None after `init`.
         debug: after `update`, a dict with `best_scale`, `peak` (px, py), `score` (the winning
-            scale's unpenalised peak of the up-sampled response), `responses`
+            scale's unpenalised peak of the up-sampled response), `wrote_memory` (whether this
+            frame wrote the memory: see `TrackConfig.memory_write_interval` and
+            `memory_write_min_psr`; always False without memory), `responses`
             `[num_scales, R, R]`, `upsampled` `[U, U]` (winning scale), and, with memory,
             `read_weights` `[num_scales, N]` (before the state selection), and `diagnostics`:
             the winning scale's step diagnostics (`control_gates [3]`, `residual_gate [C]`,
@@ -441,6 +443,7 @@ class MemTracker:
             self.state = states.tile(self.model.initialize(exemplar.numpy()),
                                      self.track_config.num_scales)
         self._previous = current
+        self._updates = 0
         self.debug = {}
         self.last_score = None
 
@@ -465,15 +468,18 @@ class MemTracker:
         geometry = (self._center.astype(np.float32),
                     np.array([self._exemplar_side], np.float32),
                     search_sides.astype(np.float32))
+        self._updates += 1
+        writes = self._uses_memory and self._writes_memory()
+        state = self.state if writes or not self._uses_memory else states.without_write(self.state)
         if self._in_graph:
             out = self._frame_step_fn(current, self._previous, self._previous_mean, *geometry,
-                                      self.state)
+                                      state)
         else:
             cropped = self._frame_step_fn(current, self._previous, self._previous_mean,
                                           *geometry)
             exemplar = cropped["exemplar"].numpy() if "exemplar" in cropped else None
             responses, new_state, diagnostics = self.network_step(
-                exemplar, cropped["search"].numpy(), self.state)
+                exemplar, cropped["search"].numpy(), state)
             out = dict(self._locate_fn(responses, new_state), mean=cropped["mean"],
                        diagnostics=diagnostics)
         if not bool(out["finite"]):
@@ -492,13 +498,26 @@ class MemTracker:
         responses = out["responses"].numpy()
         self.last_score = confidence.frame_score(responses[best])
         self.debug = {"best_scale": best, "peak": peak_xy, "score": float(out["score"]),
-                      "responses": responses, "upsampled": out["upsampled"].numpy()}
+                      "responses": responses, "upsampled": out["upsampled"].numpy(),
+                      "wrote_memory": writes}
         if "read_weights" in diagnostics:
             self.debug["read_weights"] = np.asarray(diagnostics["read_weights"])
         # The memory's behaviour at the winning scale (gates, residual gate, attention, ...).
         self.debug["diagnostics"] = {name: np.asarray(value)[best]
                                      for name, value in diagnostics.items()}
         return self.box(frame.shape)
+
+    def _writes_memory(self) -> bool:
+        """Whether this update writes the previous frame's template (TrackConfig's two rules).
+
+        The first update always writes (T_0's crop: the memory is never read empty); later
+        ones every `memory_write_interval`-th update, unless the previous frame, where the
+        template is cut, scored a peak-to-sidelobe ratio below `memory_write_min_psr`.
+        """
+        cfg = self.track_config
+        if (self._updates - 1) % cfg.memory_write_interval:
+            return False
+        return self.last_score is None or self.last_score.psr >= cfg.memory_write_min_psr
 
     def box(self, frame_shape=None) -> np.ndarray:
         """The current box `[x, y, w, h]`, clipped to a frame of `frame_shape` when given."""
