@@ -1,5 +1,7 @@
 """Packaging for memnet_tf."""
 
+import glob
+
 from setuptools import find_packages, setup
 
 setup(
@@ -11,6 +13,8 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["memnet_tf", "memnet_tf.*"]),
+    # The experiment flagfiles, for `--experiment=NAME` outside a checkout (memnet_tf/cli.py).
+    data_files=[("share/memnet_tf/experiments", sorted(glob.glob("experiments/*.flags")))],
     install_requires=[
         "tensorflow>=2.16",  # ships Keras 3
         "keras>=3",

@@ -10,7 +10,8 @@
   an explicit `TF_CPP_MIN_LOG_LEVEL` in the environment is kept when `--verbosity` is not given.
 - `--flagfile=` lines inside a flagfile are resolved relative to the including file (beside
   it, then the folders above it, then the working directory as absl does), so
-  `--flagfile=/path/to/memnet_tf/experiments/quickstart.flags` works from any folder.
+  `--flagfile=/path/to/memnet_tf/experiments/quickstart.flags` works from any folder, and
+  `--experiment=quickstart` names the same shipped file from anywhere (`experiment_flagfile`).
 - One exit-status convention (`EXIT_*`): 0 done; 1 failed while running (a diverged training,
   nothing could be scored, a write failed); 2 bad command line or input (unknown or invalid
   flag, missing or unreadable file, bad box or checkpoint) reported as one `error: ...` line.
@@ -127,6 +128,8 @@ def command_help(command: str, doc: str = "",
     lines.append("general:")
     lines.append("  --flagfile: a file of flags, one per line; nested --flagfile= lines are "
                  "relative to the including file")
+    lines.append("  --experiment: a shipped experiment by name, the same as --flagfile=<its "
+                 "experiments/NAME.flags>: " + ", ".join(experiment_names()))
     lines.append("  --verbosity: log level (-2 error, -1 warning, 0 info); default: quiet")
     lines.append("  --helpfull: every flag, including absl's and TensorFlow's")
     lines.append("")
@@ -134,10 +137,46 @@ def command_help(command: str, doc: str = "",
     return "\n".join(lines) + "\n"
 
 
+def experiment_folders() -> list[str]:
+    """Where `--experiment=NAME` looks for `NAME.flags`: the checkout's `experiments/` (a
+    source or editable install), then the copy `pip install` puts in `<prefix>/share`."""
+    checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "experiments")
+    return [checkout, os.path.join(sys.prefix, "share", "memnet_tf", "experiments")]
+
+
+def experiment_names() -> list[str]:
+    """The experiments `--experiment=` accepts (every `*.flags` of `experiment_folders`)."""
+    names = set()
+    for folder in experiment_folders():
+        if os.path.isdir(folder):
+            names.update(n[:-len(".flags")] for n in os.listdir(folder) if n.endswith(".flags"))
+    return sorted(names)
+
+
+def experiment_flagfile(name: str) -> str:
+    """The flagfile of a shipped experiment, e.g. "quickstart" -> `.../experiments/quickstart.flags`.
+
+    Raises:
+        UsageError: no such experiment (the message lists the known ones).
+    """
+    name = name[:-len(".flags")] if name.endswith(".flags") else name
+    for folder in experiment_folders():
+        path = os.path.join(folder, name + ".flags")
+        if name and os.sep not in name and os.path.isfile(path):
+            return path
+    known = ", ".join(experiment_names()) or "none found in " + " or ".join(experiment_folders())
+    raise UsageError(f"--experiment={name}: unknown experiment (known: {known}); "
+                     "--flagfile=PATH takes a file of your own")
+
+
 def _flagfile_argument(argument: str) -> str | None:
     for prefix in ("--flagfile=", "-flagfile="):
         if argument.startswith(prefix):
             return argument[len(prefix):]
+    for prefix in ("--experiment=", "-experiment="):
+        if argument.startswith(prefix):
+            return experiment_flagfile(argument[len(prefix):])
     return None
 
 

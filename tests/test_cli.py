@@ -93,6 +93,29 @@ def test_repository_experiments_expand_from_any_folder(tmp_path, monkeypatch):
     assert flag_values.hidden_size == 64 and flag_values.weight_decay == 0.0001  # from paper
 
 
+def test_experiment_names_a_shipped_flagfile_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    by_name = cli.expand_flagfiles(["--experiment=quickstart", "--seed=3"])
+    by_path = cli.expand_flagfiles(
+        [f"--flagfile={REPO_ROOT / 'experiments' / 'quickstart.flags'}", "--seed=3"])
+    assert by_name == by_path and "--seed=3" == by_name[-1] and len(by_name) > 2
+    assert cli.expand_flagfiles(["--experiment=tiny.flags"]) == cli.expand_flagfiles(
+        [f"--flagfile={REPO_ROOT / 'experiments' / 'tiny.flags'}"])
+    shipped = sorted(p.stem for p in (REPO_ROOT / "experiments").glob("*.flags"))
+    assert set(shipped) <= set(cli.experiment_names())
+    for bad in ("no_such_recipe", "../experiments/tiny", ""):
+        with pytest.raises(cli.UsageError, match=r"unknown experiment \(known: .*quickstart"):
+            cli.expand_flagfiles([f"--experiment={bad}"])
+
+
+def test_experiment_flag_on_the_command_line_and_in_help():
+    result = _run("memnet_tf.train", "--experiment=no_such_recipe")
+    assert result.returncode == cli.EXIT_USAGE and "unknown experiment" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = _run("memnet_tf.train", "--help")
+    assert "--experiment:" in result.stdout and "quickstart" in result.stdout
+
+
 def _run(module, *args, env_extra=None, drop_log_level=False):
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO_ROOT))
     if drop_log_level:
