@@ -95,9 +95,7 @@ class Trainer:
                               if train_cfg.precision == "mixed_float16" else adam)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         # Frozen means fixed weights *and* fixed BatchNorm statistics.
-        if train_cfg.frozen_layers == 5:
-            self.model.backbone.trainable = False
-        elif train_cfg.frozen_layers:
+        if train_cfg.frozen_layers:  # all five (--freeze_backbone) or the first K
             self.model.backbone.freeze_layers(train_cfg.frozen_layers)
         # (optimizer, indices into model.trainable_variables) pairs: one Adam for everything,
         # or a second one at a scaled learning rate for the trainable backbone layers.
