@@ -238,15 +238,19 @@ def test_gathered_clip_pairs_exemplar_t_with_search_t_plus_1(shards):
         np.testing.assert_array_equal(box[t], cache.search_box[rows[t + 1], augmentation[t + 1]])
 
 
-def test_model_on_features_equals_model_on_images(tiny_model_config):
+def _model_and_random_clips(model_cfg, seed):
+    """A tiny model and random image clips `{exemplar, search}` of `[B=2, T=3, side, side, 3]`."""
     from memnet_tf.models.memtrack import build_model
 
-    model = build_model(tiny_model_config, seed=0)
-    rng = np.random.default_rng(3)
-    cfg = tiny_model_config
-    images = {"exemplar": rng.uniform(size=(2, 3, cfg.exemplar_size, cfg.exemplar_size, 3)),
-              "search": rng.uniform(size=(2, 3, cfg.search_size, cfg.search_size, 3))}
-    images = {k: tf.constant(v, tf.float32) for k, v in images.items()}
+    rng = np.random.default_rng(seed)
+    images = {kind: tf.constant(rng.uniform(size=(2, 3, side, side, 3)), tf.float32)
+              for kind, side in (("exemplar", model_cfg.exemplar_size),
+                                 ("search", model_cfg.search_size))}
+    return build_model(model_cfg, seed=0), images
+
+
+def test_model_on_features_equals_model_on_images(tiny_model_config):
+    model, images = _model_and_random_clips(tiny_model_config, seed=3)
     exemplar, search = model.encode_clips(images)
     from_images = model(images, training=False)
     from_features = model({"exemplar_features": exemplar, "search_features": search},
@@ -259,14 +263,8 @@ def test_model_on_features_equals_model_on_images(tiny_model_config):
 
 def test_model_on_conv4_features_equals_model_on_images(tiny_model_config):
     """Cached conv4 features + the model's conv5 = the model on images, gradients reach conv5."""
-    from memnet_tf.models.memtrack import build_model
-
-    model = build_model(tiny_model_config, seed=0)
-    rng = np.random.default_rng(4)
+    model, images = _model_and_random_clips(tiny_model_config, seed=4)
     cfg = tiny_model_config
-    images = {"exemplar": rng.uniform(size=(2, 3, cfg.exemplar_size, cfg.exemplar_size, 3)),
-              "search": rng.uniform(size=(2, 3, cfg.search_size, cfg.search_size, 3))}
-    images = {k: tf.constant(v, tf.float32) for k, v in images.items()}
 
     def conv4(clips):
         flat = tf.reshape(clips, [-1, *clips.shape[2:]])
