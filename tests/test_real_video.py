@@ -433,6 +433,7 @@ def test_run_folders_are_discovered_by_name(tmp_path):
     (["--variants=memtrack,bogus"], "--variants: unknown ['bogus']"),
     (["--seeds=0,x"], "--seeds: integers expected"),
     (["--evaluate=train"], "--evaluate: unknown ['train']"),
+    (["--memory_write_interval=0"], "memory_write_interval"),
 ])
 def test_experiment_tool_rejects_bad_arguments(tmp_path, args, message):
     result = subprocess.run([sys.executable, "tools/real_video_experiment.py",

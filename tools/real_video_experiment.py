@@ -15,9 +15,10 @@ Steps, each skipped when its output is already there (an interrupted experiment 
    backbone's feature cache (`<data_dir>/features`, one per frozen layer), later runs reuse it;
 4. tracks the validation sequences (for choosing between recipes: never the test sequences) and
    the unseen test sequences (otb_mini + vot_bag) with every run, SiamFC mode and the static box,
-   and prints benchmarks/memory_on_real_video.py's tables;
-   `<output_dir>/report_<set>_<variants>.txt` keeps them and `<output_dir>/timings.json` the
-   wall time of every step.
+   and prints benchmarks/memory_on_real_video.py's tables (`--memory_write_interval` and
+   `--memory_write_min_psr` change when the memory runs write, at tracking time only);
+   `<output_dir>/report_<set>_<variants>[_<write flags>].txt` keeps them and
+   `<output_dir>/timings.json` the wall time of every step.
 
 Variants (all from experiments/memtrack_real.flags; `no_memory` is experiments/no_memory_real.flags):
     memtrack      full MemTrack: attention, LSTM controller, 8-slot memory, T_0 + r (.) T_retr
@@ -70,6 +71,12 @@ _VAL = flags.DEFINE_list("val_sequences", list(VAL_SEQUENCES),
                          "Whole aerial_half sequences held out as the val split.")
 _TRAIN_FLAGS = flags.DEFINE_string("train_flags", "", "Extra flags for every training run, "
                                    "e.g. '--train_steps=500'.")
+_WRITE_INTERVAL = flags.DEFINE_integer(
+    "memory_write_interval", None, "Track the memory runs writing every N-th frame only "
+    "(default: every frame, the paper's); see docs/results.md, fourth recipe.", lower_bound=1)
+_WRITE_MIN_PSR = flags.DEFINE_float(
+    "memory_write_min_psr", None, "Track the memory runs refusing the writes of frames whose "
+    "peak-to-sidelobe ratio is below this (default: 0, never).", lower_bound=0.0)
 _SETS = flags.DEFINE_list("evaluate", ["aerial_val", "test"],
                           "Sequence sets to track after training (aerial_val, test; empty = "
                           "none).")
@@ -186,24 +193,28 @@ def run_experiment(output_dir: str, data_dir: str, seeds: list[int], record) -> 
     import memory_on_real_video  # pylint: disable=import-outside-toplevel
 
     run_list = ",".join(f"{name}:{path}" for name, path in runs.items())
+    writes = [f"--{flag.name}={flag.value}" for flag in (_WRITE_INTERVAL, _WRITE_MIN_PSR)
+              if flag.value is not None]
+    suffix = "".join(f"_{flag.name}{flag.value:g}" for flag in (_WRITE_INTERVAL, _WRITE_MIN_PSR)
+                     if flag.value is not None)
     for sequence_set in _SETS.value:
         tic = time.time()
-        report_path = os.path.join(output_dir,
-                                   f"report_{sequence_set}_{'+'.join(_VARIANTS.value)}.txt")
+        report_path = os.path.join(
+            output_dir, f"report_{sequence_set}_{'+'.join(_VARIANTS.value)}{suffix}.txt")
         stdout = sys.stdout
         with open(report_path + ".tmp", "w", encoding="utf-8") as out:
             sys.stdout = Tee(stdout, out)
             try:
                 code = memory_on_real_video.main([f"--runs={run_list}", f"--sequence_set={sequence_set}",
                                            f"--siamfc_checkpoint={backbone}",
-                                           f"--plot={report_path[:-4]}.png"])
+                                           f"--plot={report_path[:-4]}.png", *writes])
             finally:
                 sys.stdout = stdout
         if code:
             raise RuntimeError(f"tracking the {sequence_set} sequences failed (exit status "
                                f"{code}); partial report: {report_path}.tmp")
         os.replace(report_path + ".tmp", report_path)
-        record(f"evaluate/{sequence_set}", time.time() - tic)
+        record(f"evaluate/{sequence_set}{suffix}", time.time() - tic)
 
 
 class Tee:
