@@ -476,6 +476,8 @@ def run_tracking(tracker, source: FrameSource, init_box=None, output_video: str 
     init_box, where = _initial_box(source, init_box)
     video = video_lib.VideoOutput(output_video, source.fps or 25.0) if output_video else None
     name = getattr(tracker, "name", "ours")
+    model_config = getattr(getattr(tracker, "model", None), "model_config", None)
+    memory_slots = model_config.memory_size if model_config and model_config.use_memory else 0
     boxes, scores, seconds = [], [], []
     bar = Progress(progress, source.num_frames)
     first_seconds = 0.0
@@ -513,7 +515,9 @@ def run_tracking(tracker, source: FrameSource, init_box=None, output_video: str 
                         and score[1] < lost_threshold)
                 video.write(video_lib.annotate(
                     frame, box, truth, getattr(tracker, "debug", None), show_response, label,
-                    getattr(tracker, "last_score", None) if index else None, lost, name))
+                    getattr(tracker, "last_score", None) if index else None, lost, name,
+                    has_ground_truth=source.ground_truth is not None,
+                    memory_slots=memory_slots))
             steady = seconds[1:]
             bar.update(index + 1, len(steady) / sum(steady) if steady and sum(steady) > 0
                        else None)

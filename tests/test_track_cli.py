@@ -143,6 +143,11 @@ def test_sequence_writes_boxes_video_and_scores(tiny_run, tmp_path):
     panel = track.video_lib.panel_width(FRAME_H)
     assert len(frames) == num_frames and frames[0].shape[1] == FRAME_W + panel
     assert frames[0].shape[0] >= FRAME_H
+    # ... in every frame, unscaled: the blob (brightest blue, above both outlines' blue) sits
+    # where it was drawn (a frame fitted into another size would move it).
+    for frame, centre in zip(frames, blob_centres(num_frames)):
+        row, col = np.unravel_index(np.argmax(frame[:FRAME_H, :FRAME_W, 0]), (FRAME_H, FRAME_W))
+        assert abs(col - centre[0]) <= 2 and abs(row - centre[1]) <= 2, (row, col, centre)
     assert not [p for p in os.listdir(video_file.parent) if ".tmp-" in p]
 
 
@@ -331,3 +336,32 @@ def test_tracking_flags_given_here_override_the_run(tmp_path):
     assert tracker.track_config == config_lib.TrackConfig(
         official_quirks=False, window_influence=0.3, scale_step=1.2)
     assert tracker.model.model_config.hidden_size == 16
+
+
+@pytest.mark.parametrize("height, width", [(96, 128), (240, 320), (720, 1280)])
+def test_annotated_frames_of_one_video_have_one_size(height, width):
+    """First frame (no response yet), annotated and unannotated frames, lost or not: the panel
+    layout never changes, so the video writer never rescales a frame."""
+    from memnet_tf.tracking import video as video_lib
+    from memnet_tf.tracking.confidence import FrameScore
+
+    frame = blob_frame((width / 2, height / 2), height, width)
+    rng = np.random.default_rng(0)
+    debug = {"upsampled": rng.normal(size=(272, 272)), "best_scale": 1, "peak": (130, 140),
+             "responses": np.zeros((3, 17, 17)), "read_weights": rng.dirichlet(np.ones(8), 3)}
+    box, truth = [10, 10, 20, 20], [11, 9, 20, 22]
+    shapes = set()
+    for show_response in (False, True):
+        kinds = [video_lib.annotate(frame, box, truth, None, show_response, "frame 1/9", None,
+                                    False, "MemTrack", True, 8)]
+        for lost, frame_truth in ((False, truth), (True, None), (False, [np.nan] * 4)):
+            kinds.append(video_lib.annotate(frame, box, frame_truth, debug, show_response,
+                                            "frame 2/9", FrameScore(3.2, 7.5), lost,
+                                            "MemTrack", True, 8))
+        shapes = {k.shape for k in kinds}
+        assert len(shapes) == 1, (show_response, shapes)
+        (shape,) = shapes
+        assert shape[1] == width + video_lib.panel_width(height) and shape[0] >= height
+        for annotated in kinds:  # the frame itself is never scaled: pixels outside the boxes
+            np.testing.assert_array_equal(annotated[height - 5:height, :width],
+                                          frame[height - 5:height])

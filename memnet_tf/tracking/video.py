@@ -95,8 +95,14 @@ class _Panel:
 
 def annotate(frame: np.ndarray, box, ground_truth=None, debug: dict | None = None,
              show_response: bool = False, frame_label: str = "", score=None,
-             lost: bool = False, tracker_name: str = "ours") -> np.ndarray:
+             lost: bool = False, tracker_name: str = "ours",
+             has_ground_truth: bool | None = None, memory_slots: int | None = None) -> np.ndarray:
     """The frame with our box (and the ground truth) and the side panel, RGB uint8.
+
+    The panel's layout depends only on the frame height, `has_ground_truth`, `show_response`
+    and `memory_slots`, never on what this frame has (the first frame has no response, a
+    frame may lack its annotation, "probably lost" comes and goes): every frame of a video
+    has the same size, so no frame is ever rescaled to fit the first one.
 
     Args:
         frame: `[H, W, 3]` RGB uint8 input frame (not modified).
@@ -109,6 +115,10 @@ def annotate(frame: np.ndarray, box, ground_truth=None, debug: dict | None = Non
         score: a `FrameScore` (peak, psr), or None on the first frame.
         lost: the score is below `--lost_threshold`.
         tracker_name: the legend's name of our box.
+        has_ground_truth: the sequence is annotated (its legend line is always shown);
+            None = whether `ground_truth` is given.
+        memory_slots: N of a memory tracker (its read-weight bars are always laid out with
+            `show_response`), 0 without memory; None = from `debug["read_weights"]`.
 
     Returns:
         `[max(H, panel height), W + panel_width(H), 3]` uint8.
@@ -124,33 +134,43 @@ def annotate(frame: np.ndarray, box, ground_truth=None, debug: dict | None = Non
     rectangle(ground_truth, GROUND_TRUTH_COLOUR)
     rectangle(box, BOX_COLOUR)
 
+    debug = debug or {}
+    if has_ground_truth is None:
+        has_ground_truth = ground_truth is not None
+    if memory_slots is None:
+        memory_slots = (np.asarray(debug["read_weights"]).shape[-1]
+                        if "read_weights" in debug else 0)
     width = panel_width(frame.shape[0])
     panel = _Panel(width, scale=0.45 * width / 200)
     panel.text(f"{tracker_name} (ours)", swatch=BOX_COLOUR)
-    if ground_truth is not None:
-        panel.text("ground truth", swatch=GROUND_TRUTH_COLOUR)
-    if frame_label:
-        panel.text(frame_label)
-    if score is not None:
-        panel.text(f"peak {score.peak:.3g}  psr {score.psr:.1f}")
-        if lost:
-            panel.text("probably lost", colour=LOST_COLOUR)
-    if show_response and debug and "upsampled" in debug:
+    if has_ground_truth:
+        panel.text("ground truth" if ground_truth is not None and np.all(np.isfinite(
+            ground_truth)) else "ground truth: none here", swatch=GROUND_TRUTH_COLOUR)
+    panel.text(frame_label)
+    panel.text(f"peak {score.peak:.3g}  psr {score.psr:.1f}" if score is not None
+               else "first frame: the given box")
+    panel.text("probably lost" if lost else "", colour=LOST_COLOUR)
+    if show_response:
         side = width - 2 * panel.margin
         best = debug.get("best_scale", 0)
-        scales = len(debug.get("responses", [None]))
-        panel.text(f"response, scale {best + 1}/{scales}")
-        inset = colour_map(np.asarray(debug["upsampled"]), (side, side))
-        if "peak" in debug:
-            size = np.asarray(debug["upsampled"]).shape[-1]
-            px, py = (int(round((v + 0.5) * side / size)) for v in debug["peak"])
-            cv2.drawMarker(inset, (px, py), (255, 255, 255), cv2.MARKER_CROSS,
-                           max(side // 12, 6), 1)
+        if "upsampled" in debug:
+            scales = len(debug.get("responses", [None]))
+            panel.text(f"response, scale {best + 1}/{scales}")
+            inset = colour_map(np.asarray(debug["upsampled"]), (side, side))
+            if "peak" in debug:
+                size = np.asarray(debug["upsampled"]).shape[-1]
+                px, py = (int(round((v + 0.5) * side / size)) for v in debug["peak"])
+                cv2.drawMarker(inset, (px, py), (255, 255, 255), cv2.MARKER_CROSS,
+                               max(side // 12, 6), 1)
+        else:
+            panel.text("response: from frame 2")
+            inset = np.full((side, side, 3), 48, np.uint8)
         panel.image(inset)
         panel.text("blue low, red high; + peak")
-        if "read_weights" in debug:
-            weights = np.asarray(debug["read_weights"])[best]
-            panel.text(f"read weights, slots 1-{len(weights)}")
+        if memory_slots:
+            panel.text(f"read weights, slots 1-{memory_slots}")
+            weights = (np.asarray(debug["read_weights"])[best] if "read_weights" in debug
+                       else np.zeros(memory_slots))
             panel.image(weights_bar(weights, (side, max(side // 3, 24))))
     rendered = panel.render(frame.shape[0])
     out = np.full((rendered.shape[0], frame.shape[1] + width, 3), PANEL_BACKGROUND, np.uint8)
