@@ -34,7 +34,8 @@ def test_experiment_otb_scores_what_our_evaluate_scores(tmp_path):
     experiment.result_dir, experiment.report_dir = str(tmp_path / "g"), str(tmp_path / "gr")
     experiment.nbins_iou, experiment.nbins_ce = 21, 51
     experiment.plot_curves = lambda names: None
-    tracker = Got10kTracker(checkpoint=run, name="MemTrack")
+    tracker = Got10kTracker(checkpoint=run)
+    assert tracker.name == "MemTrack"  # named by what the model is (it has memory)
     experiment.run(tracker)
     theirs = experiment.report(["MemTrack"])["MemTrack"]
 

@@ -58,10 +58,13 @@ def test_every_row_uses_folders_an_earlier_row_makes():
                 f"{command}: --{flag}={path} is not made by an earlier row ({sorted(made)})")
         made |= set(re.findall(r"--(?:model_dir|output|output_dir|export_dir)=((?:runs|exports)/\w+)",
                                command))
-    # The snippets use folders the rows make.
-    for snippet in python_snippets():
-        for path in re.findall(r"\"((?:runs|exports)/\w+)", snippet):
-            assert path in made, f"Library snippet uses {path}, which no row makes"
+    # The snippets and shell blocks (the TraX one, ...) use folders the rows make.
+    text = README.read_text(encoding="utf-8")
+    blocks = python_snippets() + re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+    assert len(blocks) > len(python_snippets())
+    for block in blocks:
+        for path in re.findall(r"[\"'=\s]((?:runs|exports)/\w+)", block):
+            assert path in made, f"README block uses {path}, which no row makes:\n{block}"
 
 
 def _scratch_repo(tmp_path):

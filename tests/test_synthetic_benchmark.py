@@ -102,7 +102,9 @@ def test_summary_line_format():
     assert synthetic_benchmark.summary_line(0.3, 0.4).endswith("margin -0.100)")
 
 
-def test_a_sequence_our_tracker_fails_is_left_out_of_both_averages(tmp_path, monkeypatch):
+@pytest.mark.parametrize("use_memory, name", [(True, "MemTrack"), (False, "SiamFC-mode")])
+def test_a_sequence_our_tracker_fails_is_left_out_of_both_averages(tmp_path, monkeypatch,
+                                                                   use_memory, name):
     from memnet_tf.eval import synthetic_benchmark
 
     class FailsOnSecondSequence:
@@ -127,9 +129,11 @@ def test_a_sequence_our_tracker_fails_is_left_out_of_both_averages(tmp_path, mon
     data_cfg = config_lib.DataConfig(synthetic_frame_size=FRAME,
                                      synthetic_sequence_length=LENGTH, seed=7)
     result = synthetic_benchmark.evaluate_after_training(
-        None, config_lib.ModelConfig(), data_cfg, config_lib.TrackConfig(), str(tmp_path), 2,
-        printer=lambda line: None)
-    assert list(result["failed"]) == ["MemTrack/Synthetic0001"]
+        None, config_lib.ModelConfig(use_memory=use_memory), data_cfg, config_lib.TrackConfig(),
+        str(tmp_path), 2, printer=lambda line: None)
+    # Results and report name the tracker by what the model is.
+    assert list(result["failed"]) == [f"{name}/Synthetic0001"]
+    assert sorted(os.listdir(tmp_path / "heldout_results")) == sorted([name, "StaticBox"])
     assert result["num_sequences"] == 1
     # On the one sequence left, our "tracker" is the static box: the margin is exactly zero.
     truth = _read_otb_truth(tmp_path / "heldout" / "Synthetic0000")

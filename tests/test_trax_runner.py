@@ -25,11 +25,15 @@ def test_regions_become_boxes_as_our_vot_reader_makes_them():
 
 
 def test_offline_workspace_links_sequences_and_runs_this_module(tmp_path):
+    from test_track_cli import write_tiny_run
+
     sequence = tmp_path / "bag"
     sequence.mkdir()
     (sequence / "groundtruth.txt").write_text("1,2,3,4\n")
-    trax_runner.make_vot_workspace(str(tmp_path / "ws"), [str(sequence)], str(tmp_path / "run"),
-                                   python="/usr/bin/python3")
+    run = write_tiny_run(tmp_path / "run")
+    name = trax_runner.make_vot_workspace(str(tmp_path / "ws"), [str(sequence)], str(run),
+                                          python="/usr/bin/python3")
+    assert name == "MemTrack"
     ws = tmp_path / "ws"
     assert (ws / "sequences" / "list.txt").read_text().split() == ["bag"]
     assert (ws / "sequences" / "bag").resolve() == sequence.resolve()
@@ -42,6 +46,10 @@ def test_offline_workspace_links_sequences_and_runs_this_module(tmp_path):
     assert entry["command"] == "memnet_tf.tracking.trax_runner"
     assert entry["python"] == "/usr/bin/python3"
     assert entry["env_MEMNET_CHECKPOINT"] == str(tmp_path / "run")
+    # A model without memory is announced as what it is.
+    siamfc = write_tiny_run(tmp_path / "siamfc", extra_flags=("--nouse_memory",))
+    assert trax_runner.write_trackers_ini(str(tmp_path / "s.ini"), str(siamfc)) == "SiamFC-mode"
+    assert (tmp_path / "s.ini").read_text().startswith("[SiamFC-mode]\nlabel = SiamFC-mode\n")
     with pytest.raises(ValueError, match="experiment='reset'"):
         trax_runner.make_vot_workspace(str(ws), [], "run", experiment="reset")
 

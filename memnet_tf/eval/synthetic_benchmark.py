@@ -23,7 +23,6 @@ from memnet_tf.eval import baselines, datasets, ope, report
 HELDOUT_FOLDER = "heldout"
 RESULTS_FOLDER = "heldout_results"
 JSON_NAME = "heldout_eval.json"
-TRACKER_NAME = "MemTrack"
 # The synthetic "test" index range: disjoint from every training and validation video whatever
 # the seed (`data.synthetic.SPLIT_INDEX_BASE`).
 HELDOUT_SPLIT = "test"
@@ -39,7 +38,7 @@ class _MemTrackerFactory:
     def __call__(self):
         from memnet_tf.tracking.tracker import MemTracker
 
-        return MemTracker(self.model, self.track_config, name=TRACKER_NAME)
+        return MemTracker(self.model, self.track_config)  # named by what the model is
 
 
 def summary_line(success_auc: float, baseline_auc: float) -> str:
@@ -90,11 +89,14 @@ def evaluate_after_training(model, model_cfg: config_lib.ModelConfig,
         frame_size=data_cfg.synthetic_frame_size, length=data_cfg.synthetic_sequence_length,
         split=HELDOUT_SPLIT)
     sequences = datasets.load_dataset("synthetic", root=heldout_dir)
-    # Stale results of an earlier model would otherwise be "resumed" by run_ope.
-    for name in (TRACKER_NAME, baselines.StaticBoxTracker.name):
-        shutil.rmtree(os.path.join(results_dir, name), ignore_errors=True)
+    # Stale results of an earlier model would otherwise be "resumed" by run_ope; the folder
+    # is this function's own.
+    shutil.rmtree(results_dir, ignore_errors=True)
+    from memnet_tf.tracking.tracker import default_tracker_name
+
+    ours_name = default_tracker_name(model_cfg)  # "MemTrack", or "SiamFC-mode" without memory
     failed = {}
-    for factory, name in ((_MemTrackerFactory(model, track_cfg), TRACKER_NAME),
+    for factory, name in ((_MemTrackerFactory(model, track_cfg), ours_name),
                           (baselines.StaticBoxTracker, baselines.StaticBoxTracker.name)):
         run = ope.run_ope(factory, sequences, results_dir, name, progress=False)
         failed.update({f"{name}/{seq}": message for seq, message in run["failed"].items()})
@@ -104,9 +106,9 @@ def evaluate_after_training(model, model_cfg: config_lib.ModelConfig,
     failed_names = {key.split("/", 1)[1] for key in failed}
     scored = [sequence for sequence in sequences if sequence.name not in failed_names]
     scores = report.score_results(scored, results_dir,
-                                  [TRACKER_NAME, baselines.StaticBoxTracker.name],
+                                  [ours_name, baselines.StaticBoxTracker.name],
                                   protocol=report.DATASET_PROTOCOLS["synthetic"])
-    ours = scores["trackers"][TRACKER_NAME]["overall"]
+    ours = scores["trackers"][ours_name]["overall"]
     baseline = scores["trackers"][baselines.StaticBoxTracker.name]["overall"]
     if not scored or ours is None or baseline is None:
         raise ValueError(f"{heldout_dir}: no held-out sequence could be scored: {failed}")
@@ -118,7 +120,7 @@ def evaluate_after_training(model, model_cfg: config_lib.ModelConfig,
         "baseline_success_auc": baseline["success_auc"],
         "baseline_precision": baseline["precision"],
         "margin": ours["success_auc"] - baseline["success_auc"],
-        "num_sequences": scores["trackers"][TRACKER_NAME]["num_sequences"],
+        "num_sequences": scores["trackers"][ours_name]["num_sequences"],
         "fps": ours["fps"],
         "failed": failed,
     }

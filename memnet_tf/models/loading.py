@@ -61,6 +61,17 @@ def run_track_config(checkpoint: str | None = None,
     return config_lib.track_config_from_flags(run_flags(checkpoint))
 
 
+def run_model_config(checkpoint: str | None = None,
+                     saved_model: str | None = None) -> config_lib.ModelConfig:
+    """The model configuration of a run (its flags.txt) or an export (its metadata), without
+    building the model."""
+    if saved_model:
+        return config_lib.model_config_from_dict(
+            export.read_metadata(saved_model).get("model_config", {}))
+    resolve_checkpoint(checkpoint)
+    return config_lib.model_config_from_flags(run_flags(checkpoint))
+
+
 def load_model(checkpoint: str, model_config: config_lib.ModelConfig | None = None):
     """Builds the model of a run and restores its weights.
 

@@ -13,7 +13,7 @@ VOT, whose files are 0-based), and `track` decodes frames with the same decoder 
     from got10k.experiments import ExperimentOTB
     from memnet_tf.tracking.got10k_tracker import Got10kTracker
 
-    tracker = Got10kTracker(checkpoint="runs/paper", name="MemTrack")  # or an export folder
+    tracker = Got10kTracker(checkpoint="runs/paper")  # or an export folder; name: MemTrack
     experiment = ExperimentOTB("data/OTB100", version=2015)
     experiment.run(tracker)
     experiment.report([tracker.name])
@@ -36,18 +36,19 @@ class Got10kTracker(Tracker):
     Args:
         checkpoint: a run folder, a checkpoint prefix, or an export folder (`saved_model.pb`
             inside).
-        name: the name got10k stores results under.
+        name: the name got10k stores results under; None = what the model is ("MemTrack",
+            or "SiamFC-mode" for a model without memory).
         one_based: got10k's boxes are 1-based (OTB, LaSOT: the default) or 0-based (GOT-10k,
             VOT).
         track_config: tracking hyper-parameters; None = the run's (or the export's) own.
     """
 
-    def __init__(self, checkpoint: str, name: str = "MemTrack", one_based: bool = True,
+    def __init__(self, checkpoint: str, name: str | None = None, one_based: bool = True,
                  track_config=None):
-        super().__init__(name=name, is_deterministic=True)
         self.factory = factory_for(checkpoint, name=name, track_config=track_config)
-        self.offset = np.array([1.0, 1.0, 0.0, 0.0]) if one_based else np.zeros(4)
         self._tracker = self.factory()
+        super().__init__(name=self._tracker.name, is_deterministic=True)
+        self.offset = np.array([1.0, 1.0, 0.0, 0.0]) if one_based else np.zeros(4)
 
     def init(self, image, box) -> None:
         """`box`: got10k's `[x, y, w, h]` (1-based when `one_based`)."""

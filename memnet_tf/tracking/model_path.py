@@ -12,12 +12,24 @@ def is_export(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
-def factory_for(path: str, name: str = "MemTrack", track_config=None
+def factory_for(path: str, name: str | None = None, track_config=None
                 ) -> tracker_lib.TrackerFactory:
-    """The `TrackerFactory` of `path`, an export or a run/checkpoint."""
+    """The `TrackerFactory` of `path`, an export or a run/checkpoint; `name` None = what the
+    model is ("MemTrack" or "SiamFC-mode", `tracker.default_tracker_name`)."""
     if not path:
         raise ValueError("give a run folder, checkpoint prefix or export folder")
     export = is_export(path)
     return tracker_lib.TrackerFactory(checkpoint=None if export else path,
                                       saved_model=path if export else None,
                                       track_config=track_config, name=name)
+
+
+def tracker_name_of(path: str) -> str:
+    """"MemTrack" or "SiamFC-mode" for the model at `path` (run, checkpoint or export), read
+    from its configuration without loading the weights."""
+    from memnet_tf.models import loading
+
+    export = is_export(path)
+    model_config = loading.run_model_config(checkpoint=None if export else path,
+                                            saved_model=path if export else None)
+    return tracker_lib.default_tracker_name(model_config)

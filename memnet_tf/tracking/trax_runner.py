@@ -16,7 +16,9 @@ like VOT's files. The checkpoint may also come from `$MEMNET_CHECKPOINT` (a `tra
     command = memnet_tf.tracking.trax_runner
     python = /path/to/venv/bin/python      # the interpreter that has memnet_tf and TensorFlow
     paths = /path/to/memnet_tf_checkout    # the toolkit sets $PYTHONPATH to this
-    env_MEMNET_CHECKPOINT = /path/to/runs/quick
+    env_MEMNET_CHECKPOINT = /path/to/runs/fdsiamfc30
+
+(the section name is what the model is: `[SiamFC-mode]` for a model without memory).
 
 `write_trackers_ini` writes it. Needs `vot-trax` (`pip install -e ".[trax]"`); the toolkit
 (`vot-toolkit`) belongs in an environment of its own (its `opencv-python` clashes with our
@@ -53,17 +55,21 @@ def _region_values(region, trax) -> list[float]:
     return [coordinate for i in range(region.size()) for coordinate in region[i]]
 
 
-def serve(tracker_factory, name: str = "MemTrack") -> None:
+def serve(tracker_factory, name: str | None = None) -> None:
     """Answers TraX requests until the client quits.
 
     Args:
         tracker_factory: zero-argument callable returning a got10k-style tracker (`init`,
             `update`, 0-based boxes); called once, on the first initialisation.
-        name: the tracker name announced to the client.
+        name: the tracker name announced to the client; None = the tracker's own `name`
+            (the tracker is then built before the handshake).
     """
     import trax  # vot-trax: only the TraX entry point needs it
 
     tracker = None
+    if name is None:
+        tracker = tracker_factory()
+        name = getattr(tracker, "name", "MemTrack")
     with trax.Server([trax.Region.RECTANGLE, trax.Region.POLYGON], [trax.Image.PATH],
                      tracker_name=name) as server:
         while True:
@@ -84,13 +90,18 @@ def serve(tracker_factory, name: str = "MemTrack") -> None:
             server.status([(trax.Rectangle.create(*[float(v) for v in box]), {})])
 
 
-def write_trackers_ini(path: str, checkpoint: str, name: str = "MemTrack",
-                       python: str | None = None) -> None:
-    """Writes a VOT toolkit `trackers.ini` with one entry running this module.
+def write_trackers_ini(path: str, checkpoint: str, name: str | None = None,
+                       python: str | None = None) -> str:
+    """Writes a VOT toolkit `trackers.ini` with one entry running this module; returns the
+    entry's name (`name`, else what the model is: "MemTrack" or "SiamFC-mode").
 
     `paths` is this checkout (the toolkit replaces `$PYTHONPATH` with it), `python` the
     interpreter that has TensorFlow (default: this one).
     """
+    if name is None:
+        from memnet_tf.tracking.model_path import tracker_name_of
+
+        name = tracker_name_of(checkpoint)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     text = (f"[{name}]\nlabel = {name}\nprotocol = traxpython\n"
             f"command = memnet_tf.tracking.trax_runner\n"
@@ -101,6 +112,7 @@ def write_trackers_ini(path: str, checkpoint: str, name: str = "MemTrack",
             "timeout = 600\n")  # seconds for TensorFlow to start on a loaded machine
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
+    return name
 
 
 _STACKS = {
@@ -116,13 +128,14 @@ _STACKS = {
 
 
 def make_vot_workspace(workspace: str, sequence_dirs: list[str], checkpoint: str,
-                       experiment: str = "unsupervised", python: str | None = None) -> None:
+                       experiment: str = "unsupervised", python: str | None = None) -> str:
     """A VOT toolkit workspace that needs no download: local sequences, a local stack.
 
     `<workspace>/sequences/<name>` link to the given VOT-layout folders (frames `%08d.jpg` +
     `groundtruth.txt`, as `../shared/data/vot_bag`), `stack.yaml` has one `baseline`
     experiment of type `experiment` and no `dataset:` URL, `trackers.ini` runs this module.
-    Then `vot evaluate --workspace <workspace> MemTrack` and `vot analysis` run offline.
+    Then `vot evaluate --workspace <workspace> <name>` and `vot analysis` run offline, with
+    the returned tracker name ("MemTrack", or "SiamFC-mode" for a model without memory).
     """
     if experiment not in _STACKS:
         raise ValueError(f"experiment={experiment!r}: expected one of {sorted(_STACKS)}")
@@ -141,7 +154,8 @@ def make_vot_workspace(workspace: str, sequence_dirs: list[str], checkpoint: str
                 + _STACKS[experiment])
     with open(os.path.join(workspace, "config.yaml"), "w", encoding="utf-8") as f:
         f.write("registry:\n- ./trackers.ini\nstack: stack.yaml\nsequences: sequences\n")
-    write_trackers_ini(os.path.join(workspace, "trackers.ini"), checkpoint, python=python)
+    return write_trackers_ini(os.path.join(workspace, "trackers.ini"), checkpoint,
+                              python=python)
 
 
 def main(argv=None) -> int:
