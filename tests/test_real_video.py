@@ -360,6 +360,11 @@ def test_training_on_cached_features_end_to_end(shards, tmp_path):
     # beta has 12 frames: too short for T = 11 (13 needed), said rather than silently unused.
     assert "1 track(s) shorter than 13 frames are never sampled: beta" in run.stdout
     assert os.path.isfile(model_dir / "checkpoint")
+    # Cached features have no crops to show, but the memory panels and gate histograms need none.
+    from test_summaries import _events
+
+    assert "memory_panel/clip_1" in _events(model_dir / "validation")
+    assert "gates/control_gates" in _events(model_dir / "train")
     conv5 = subprocess.run(common + [f"--model_dir={tmp_path / 'conv5'}",
                                      f"--init_backbone={backbone}", "--train_steps=2",
                                      "--nofreeze_backbone", "--frozen_backbone_layers=4",

@@ -162,8 +162,15 @@ class Writers:
                 tf.summary.scalar(name, value, description=scalar_description(name))
 
     def images(self, batch, outputs: dict, step: int) -> None:
-        """Exemplar, search with label and response, attention, a memory panel per clip."""
+        """Exemplar, search with label and response, attention, a memory panel per clip.
+
+        A batch of cached backbone features (no `exemplar` crops to show) gets the memory
+        diagnostics alone (`diagnostics`).
+        """
         features, targets = batch
+        if "exemplar" not in features:
+            self.diagnostics(outputs, step)
+            return
         response = outputs["response"][0].numpy()  # [T, R, R] of the first clip
         with self._writers["train"].as_default(step=step):
             tf.summary.image("exemplar", features["exemplar"][0, :1], max_outputs=1,
@@ -180,6 +187,11 @@ class Writers:
                 tf.summary.image("attention", np.stack(
                     [_heatmap(a, cell=4) for a in attention[:4]]), max_outputs=4,
                     description=IMAGE_DESCRIPTIONS["attention"])
+        self.diagnostics(outputs, step)
+
+    def diagnostics(self, outputs: dict, step: int) -> None:
+        """The gate histograms and the memory panels of a batch's outputs (no images needed)."""
+        with self._writers["train"].as_default(step=step):
             for name in _HISTOGRAMS:
                 if name in outputs:
                     tf.summary.histogram(f"gates/{name}", outputs[name],

@@ -240,7 +240,7 @@ class Trainer:
         return self._eval_step_fn(features, targets)
 
     def predict_diagnostics(self, features) -> dict:
-        """Outputs and diagnostics on a batch, for image summaries."""
+        """Outputs and diagnostics on a batch (images or cached features), for summaries."""
         return self.model(features, training=False)
 
     # ------------------------------------------------------------------ loop
@@ -297,11 +297,9 @@ class Trainer:
             progress(f"already at step {start} >= train_steps={cfg.train_steps}")
             return {}
         writers = summaries.Writers(cfg.model_dir) if cfg.model_dir and self.is_chief else None
-        image_batch = None
+        image_batch = None  # images and memory panels (cached features: the panels alone)
         if writers is not None and self.val_dataset_fn is not None:
             image_batch = next(iter(self.val_dataset_fn().take(1)))
-            if "exemplar" not in image_batch[0]:
-                image_batch = None  # cached features: no images to show
         iterator = self._train_iterator(start)
         global_batch = self.data_cfg.batch_size
         logs, tic, last_step, run_start = {}, time.time(), start, time.time()
