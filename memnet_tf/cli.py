@@ -32,6 +32,13 @@ EXIT_USAGE = 2
 
 UsageError = app.UsageError
 
+
+class OutputError(Exception):
+    """An output (boxes, video, results, export) could not be written: `EXIT_FAILURE`, one line.
+
+    The inputs were fine, the work was done; the disk, a permission or a codec failed.
+    """
+
 HELP_ARGUMENTS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
 
 # Flag groups, in the order --help prints them. Membership: the config dataclass a flag fills
@@ -316,7 +323,8 @@ def run(main, command: str, doc: str | None = None, argv: list[str] | None = Non
     """Defines the flags and runs `main` as the absl app `command` (see the module docstring).
 
     `main(argv)` returns an `EXIT_*` status (None = 0) and may raise `UsageError`, which is
-    printed as one `error: ...` line with `EXIT_USAGE`. `tool=True`: a script under tools/ whose
+    printed as one `error: ...` line with `EXIT_USAGE`, or `OutputError`: one line,
+    `EXIT_FAILURE`. `tool=True`: a script under tools/ whose
     own flags (those its file `argv[0]` defined, as absl records them) --help lists first; the
     memnet_tf flags are defined only for commands whose
     `COMMAND_GROUPS` entry uses them, so a tool accepts no flag it ignores.
@@ -345,5 +353,8 @@ def run(main, command: str, doc: str | None = None, argv: list[str] | None = Non
         except UsageError as error:
             print(f"error: {error} (--help lists the flags)", file=sys.stderr)
             return EXIT_USAGE
+        except OutputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_FAILURE
 
     app.run(checked_main, argv=argv, flags_parser=parse_flags)

@@ -231,6 +231,9 @@ def main(argv):
         print(f"error: {error}", file=sys.stderr)
         bad_input = not isinstance(error, _Failure) or error.bad_input
         return 2 if bad_input else 1
+    except OSError as error:  # writing results or the report failed: the run failed
+        print(f"error: cannot write the results or the report ({error})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -139,7 +139,10 @@ def export_saved_model(model, export_dir: str, metadata: dict | None = None,
             raise FileExistsError(f"{export_dir}: exists and is not a SavedModel; choose another "
                                   "--export_dir (an earlier export there would be replaced)")
     parent = os.path.dirname(export_dir)
-    os.makedirs(parent, exist_ok=True)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:  # not FileExistsError to callers: the folder could not be made
+        raise OSError(f"{parent}: cannot create the export's folder ({error})") from None
     _remove_stale_staging(export_dir)
     staging = tempfile.mkdtemp(prefix=_staging_prefix(export_dir, os.getpid()), dir=parent)
     os.chmod(staging, 0o755)  # mkdtemp makes it private; a model server may run as another user
@@ -353,9 +356,12 @@ def main(argv):
     print(f"exporting {checkpoint} -> {FLAGS.export_dir} ({kind})")
     try:
         metadata = write()
-    except (FileExistsError, PermissionError) as error:
+    except FileExistsError as error:  # an export there already and no --overwrite
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as error:  # the disk or a permission failed: the run failed, not the input
+        print(f"error: {FLAGS.export_dir}: cannot write the export ({error})", file=sys.stderr)
+        return 1
     print(written(metadata, os.path.abspath(FLAGS.export_dir)))
     return 0
 

@@ -291,10 +291,12 @@ def write_boxes(path: str, boxes: np.ndarray, scores: np.ndarray | None = None,
     boxes = np.asarray(boxes, np.float64).copy()
     boxes[:, :2] += pixel_offset
     rows = boxes if scores is None else np.concatenate([boxes, np.asarray(scores)], axis=1)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    config_lib.write_atomically(path, header + "".join(
-        ",".join(f"{v:.4f}" for v in row) + "\n" for row in rows))
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        config_lib.write_atomically(path, header + "".join(
+            ",".join(f"{v:.4f}" for v in row) + "\n" for row in rows))
+    except OSError as error:
+        raise cli.OutputError(f"--output_boxes={path}: cannot write it ({error})") from None
 
 
 class Progress:

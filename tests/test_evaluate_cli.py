@@ -77,6 +77,17 @@ def test_scores_existing_results_table_json_and_plots(otb_results, tmp_path):
         assert (report_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_report_that_cannot_be_written_fails_with_status_1(otb_results, tmp_path):
+    root, _, results = otb_results
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    run = _run("--dataset=otb", f"--dataset_root={root}", f"--results_dir={results}",
+               f"--report_dir={blocker / 'report'}")
+    assert run.returncode == 1, run.stderr[-2000:]
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot write" in errors[0] and "Traceback" not in run.stderr
+
+
 def test_otb2013_from_json_and_tracker_selection(otb_results, tmp_path):
     root, sequences, results = otb_results
     # A pysot-style JSON of the same sequences, plus one that is not in OTB-2013.

@@ -191,6 +191,19 @@ def exported_run(tmp_path_factory):
     return run, str(folder / "export")
 
 
+def test_export_where_nothing_can_be_written_fails_with_status_1(exported_run, tmp_path):
+    run, _ = exported_run
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = _run("memnet_tf.export", f"--checkpoint={run}", f"--export_dir={blocker / 'e'}")
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot create the export's folder" in errors[0]
+    # A folder that is there and is not an export is the user's input: status 2.
+    result = _run("memnet_tf.export", f"--checkpoint={run}", f"--export_dir={tmp_path}")
+    assert result.returncode == 2 and "is not a SavedModel" in result.stderr
+
+
 @pytest.mark.slow
 def test_tracking_on_the_export_equals_tracking_on_the_checkpoint(exported_run):
     run, saved_model = exported_run

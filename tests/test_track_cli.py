@@ -365,3 +365,18 @@ def test_annotated_frames_of_one_video_have_one_size(height, width):
         for annotated in kinds:  # the frame itself is never scaled: pixels outside the boxes
             np.testing.assert_array_equal(annotated[height - 5:height, :width],
                                           frame[height - 5:height])
+
+
+@pytest.mark.parametrize("output", ["--output_boxes", "--output_video"])
+def test_an_output_that_cannot_be_written_fails_with_status_1(tiny_run, tmp_path, output):
+    """The inputs were fine (status 2 is for them): a failed write is a runtime failure, 1."""
+    sequence = tmp_path / "otb" / "Blob"
+    write_otb_blob_sequence(sequence, 3)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    target = blocker / ("boxes.txt" if output == "--output_boxes" else "video.mp4")
+    result = run_track(f"--checkpoint={tiny_run}", f"--sequence={sequence}", f"{output}={target}")
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(target) in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr

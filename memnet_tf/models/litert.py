@@ -172,7 +172,10 @@ def export_litert(model, litert_dir: str, num_scales: int, metadata: dict | None
     if num_scales < 1:
         raise ValueError(f"num_scales={num_scales} must be >= 1")
     parent = os.path.dirname(litert_dir)
-    os.makedirs(parent, exist_ok=True)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:  # not FileExistsError to callers: the folder could not be made
+        raise OSError(f"{parent}: cannot create the export's folder ({error})") from None
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(litert_dir)}.tmp-{os.getpid()}-",
                                dir=parent)
     os.chmod(staging, 0o755)

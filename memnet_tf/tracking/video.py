@@ -20,6 +20,8 @@ import os
 import cv2
 import numpy as np
 
+from memnet_tf.cli import OutputError
+
 BOX_COLOUR = (0, 255, 0)  # RGB: our box
 GROUND_TRUTH_COLOUR = (255, 64, 64)  # RGB: the annotation, when known
 LOST_COLOUR = (255, 160, 0)  # RGB: "probably lost" text
@@ -188,7 +190,10 @@ class VideoOutput:
         self.path = path
         self.fps = float(fps)
         folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"{path}: cannot create its folder ({error})") from None
         stem, extension = os.path.splitext(os.path.basename(path))
         # The extension stays last: OpenCV picks the container from it.
         self.tmp = os.path.join(folder, f".{stem}.tmp-{os.getpid()}{extension or '.mp4'}")
@@ -202,7 +207,8 @@ class VideoOutput:
             self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
                                           self.size)
             if not self.writer.isOpened():
-                raise OSError(f"{self.path}: cannot open a video writer (mp4v)")
+                raise OutputError(f"{self.path}: cannot open a video writer (mp4v) on "
+                                  f"{self.tmp}")
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size)
         self.writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
@@ -210,8 +216,12 @@ class VideoOutput:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
-            os.replace(self.tmp, self.path)
             self.writer = None
+            try:
+                os.replace(self.tmp, self.path)
+            except OSError as error:
+                raise OutputError(f"{self.path}: cannot move the video into place "
+                                  f"({error})") from None
 
     def abort(self) -> None:
         if self.writer is not None:
