@@ -59,6 +59,8 @@ _HELP_PREFIXES = {"track": "track_io", "evaluate": "evaluate", "export": "export
                   "train": "train"}
 # Flags serving a command outside their dataclass group.
 _ALSO = {"dataset": ("evaluate",)}
+# Flags of a group a command uses that the command itself refuses (export reads a checkpoint).
+_NOT_FOR = {"export": ("saved_model", "litert")}
 
 COMMAND_GROUPS = {
     # Training stores the tracking hyper-parameters in the run (flags.txt) and uses them for
@@ -102,6 +104,8 @@ def command_flags(command: str, flag_values: flags.FlagValues = flags.FLAGS) -> 
     groups = COMMAND_GROUPS[command]
     found = {group: [] for group in groups}
     for flag in sorted(memnet_flags.this_module_flags(flag_values), key=lambda f: f.name):
+        if flag.name in _NOT_FOR.get(command, ()):
+            continue
         group = flag_group(flag)
         extra = [g for g in _ALSO.get(flag.name, ()) if g in found and g != group]
         for target in ([group] if group in found else []) + extra:

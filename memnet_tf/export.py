@@ -302,6 +302,9 @@ def read_metadata(export_dir: str) -> dict:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")  # exit 2 (cli.run)
+    if FLAGS.saved_model or FLAGS.litert:
+        raise app.UsageError("export converts a checkpoint: give --checkpoint=RUN_DIR_OR_PREFIX "
+                             "(--saved_model / --litert are what it writes, see --format)")
     if not FLAGS.checkpoint or not FLAGS.export_dir:
         print("error: give --checkpoint=RUN_DIR_OR_PREFIX and --export_dir=DIR",
               file=sys.stderr)

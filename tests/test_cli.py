@@ -40,7 +40,8 @@ def test_each_command_lists_its_own_flags():
     assert not track & {"model_dir", "batch_size", "hidden_size", "export_dir", "results_dir"}
     assert {"checkpoint", "dataset", "dataset_root", "results_dir", "num_scales"} <= evaluate
     assert not evaluate & {"video", "output_video", "model_dir", "export_dir"}
-    assert export >= {"checkpoint", "export_dir"} and not export & {"video", "model_dir"}
+    assert export >= {"checkpoint", "export_dir"} and not export & {"video", "model_dir",
+                                                                    "saved_model", "litert"}
     # Every memnet_tf flag is shown by at least one command, in a group of its own kind.
     flags_defined = memnet_flags.this_module_flags(_flag_values())
     assert [f.name for f in flags_defined if cli.flag_group(f) == "other"] == []
@@ -138,6 +139,8 @@ def test_help_and_usage_errors_of_the_commands(tmp_path):
         assert result.returncode == cli.EXIT_USAGE, (module, result.stderr)
         assert "error:" in result.stderr and "no_such_flag" in result.stderr
         assert "Traceback" not in result.stderr
+    result = _run("memnet_tf.export", "--saved_model=exports/x", "--export_dir=exports/y")
+    assert result.returncode == cli.EXIT_USAGE and "export converts a checkpoint" in result.stderr
     result = _run("memnet_tf.track", "--start_frame=0")
     assert result.returncode == cli.EXIT_USAGE and "start_frame" in result.stderr
 
