@@ -48,6 +48,19 @@ def dataset_title(dataset: str, source: str, num_sequences: int | None = None) -
     return title
 
 
+def plot_title(kind: str, title: str, heading: str, labels: list[str]) -> str:
+    """A plot's title: the sequences it shows, never a subset named as the whole benchmark.
+
+    `title` is the benchmark's name, `heading` its `dataset_title` with the sequence count
+    (`otb_mini (6 of OTB-100's 100 sequences)` for a subset folder), `labels` the distinct
+    "partial (k/N)" labels of trackers scored on part of it (`--allow_partial`).
+    """
+    if heading != title:  # a subset folder: the heading says how much of the benchmark it is
+        return f"{kind} plots of OPE on {heading}"
+    suffix = f" - {', '.join(labels)}" if labels else ""
+    return f"{kind} plots of OPE on {title}{suffix}"
+
+
 _TITLES = {"otb100": "OTB-100", "otb2013": "OTB-2013", "uav123": "UAV123", "vot": "VOT (one pass)",
            "vot2016": "VOT2016", "vot2018": "VOT2018", "vot2019": "VOT2019",
            "got10k": "GOT-10k", "lasot": "LaSOT", "synthetic": "synthetic"}
@@ -137,15 +150,14 @@ def _evaluate_ope(dataset, title, sequences, trackers, problems, report_dir) -> 
     for tracker_scores in scores["trackers"].values():
         problems.extend(tracker_scores["errors"])
     scored = any(t["overall"] is not None for t in scores["trackers"].values())
-    # Plot titles say it too: "OTB-100 - partial (4/100)" (one label per distinct count).
     labels = sorted({t["label"] for t in partial.values()}) if FLAGS.allow_partial else []
-    suffix = f" - {', '.join(labels)}" if labels else ""
+    heading = dataset_title(dataset, FLAGS.dataset_root or FLAGS.annotations, len(sequences))
     report.write_json(scores, os.path.join(report_dir, "scores.json"))
     if scored:
         report.plot_success(scores, os.path.join(report_dir, "success_plot.png"),
-                            f"Success plots of OPE on {title}{suffix}")
+                            plot_title("Success", title, heading, labels))
         report.plot_precision(scores, os.path.join(report_dir, "precision_plot.png"),
-                              f"Precision plots of OPE on {title}{suffix}")
+                              plot_title("Precision", title, heading, labels))
     _print_problems(problems)
     if scores["trackers"]:
         print(report.format_table(scores))

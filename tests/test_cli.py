@@ -173,6 +173,13 @@ def test_a_subset_is_not_labelled_as_the_benchmark():
     assert evaluate.dataset_title("otb2013", "/data/OTB100", 51) == "OTB-2013"
     assert evaluate.dataset_title("otb2013", "/data/x", 3) == "x (3 of OTB-2013's 51 sequences)"
     assert evaluate.dataset_title("otb", "/data/mine", 3) == "mine"
+    # Plot titles: a subset folder is named with its count; a full folder with partial results
+    # says which trackers' sets are partial.
+    subset = evaluate.dataset_title("otb100", "/data/otb_mini/", 6)
+    assert evaluate.plot_title("Success", "OTB-100", subset, ["partial (6/100)"]) == (
+        "Success plots of OPE on otb_mini (6 of OTB-100's 100 sequences)")
+    assert evaluate.plot_title("Precision", "OTB-100", "OTB-100", ["partial (98/100)"]) == (
+        "Precision plots of OPE on OTB-100 - partial (98/100)")
 
 
 TOOLS = {  # tool -> (a flag of its own, a memnet_tf flag its help must not list or must list)
