@@ -175,7 +175,8 @@ def _evaluate_ope(dataset, title, sequences, trackers, problems, report_dir) -> 
             report.plot_success(report.attribute_scores(scores, attribute),
                                 os.path.join(report_dir, "attributes",
                                              f"success_{attribute}.png"),
-                                f"Success plots of OPE - {name} ({title}{suffix})")
+                                plot_title("Success", title, heading, labels).replace(
+                                    " on ", f" - {name} on ", 1))
     print(f"report: {report_dir}")
     return 0 if scored and not (partial and not FLAGS.allow_partial) else 1
 
