@@ -166,8 +166,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         "needs ai-edge-litert.", **fv)
     flags.DEFINE_string("video", "", "track: a video file to track in.", **fv)
     flags.DEFINE_string("images", "", "track: a folder of frames (sorted by name).", **fv)
-    flags.DEFINE_string("sequence", "", "track: an OTB or VOT sequence folder (with ground "
-                        "truth, which also gives the first box).", **fv)
+    flags.DEFINE_string("sequence", "", "track: an OTB or VOT sequence folder; its ground "
+                        "truth, when it has one, gives the first box and the scores (without "
+                        "one, give --init_box).", **fv)
     flags.DEFINE_string("init_box", "", "track: first-frame box x,y,w,h (0-based pixels, "
                         "top-left corner); default: the sequence's ground truth.", **fv)
     flags.DEFINE_integer("start_frame", 1, "track: start at this frame (1 = the first; film "

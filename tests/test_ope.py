@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -97,14 +98,19 @@ def test_frames_follow_the_tracker_contract(otb_tree, tmp_path):
     assert summary["failed"] == {}
 
 
-def test_resume_skips_complete_and_redoes_partial(otb_tree, tmp_path):
+def test_resume_skips_complete_and_redoes_partial(otb_tree, tmp_path, capsys):
     sequences = _load(otb_tree)
     results = tmp_path / "results"
     ope.run_ope(baselines.StaticBoxTracker, sequences, str(results), "Static", progress=False)
     partial = results / "Static" / "Beta.1.txt"
     partial.write_text(partial.read_text().splitlines()[0] + "\n")  # an interrupted run
-    summary = ope.run_ope(baselines.StaticBoxTracker, sequences, str(results), "Static",
-                          progress=False)
+    capsys.readouterr()
+    summary = ope.run_ope(baselines.StaticBoxTracker, sequences, str(results), "Static")
+    # Progress on stderr whatever the log level: what was reused, then each tracked sequence.
+    reused, tracked = capsys.readouterr().err.splitlines()
+    assert reused == "Static: 2 sequences already complete (results reused), 1 to run"
+    beta = next(s for s in sequences if s.name == "Beta.1")
+    assert re.fullmatch(rf"Static \[1/1\] Beta\.1: {beta.num_frames} frames, [0-9.]+ fps", tracked)
     assert sorted(summary["skipped"]) == ["Alpha", "Beta.2"]
     assert summary["completed"] == ["Beta.1"]
     assert len(read_raw_boxes(partial)) == 3

@@ -200,7 +200,7 @@ def run_ope(tracker_factory: Callable[[], object], sequences: SequenceType[Seque
         results_dir: Results root; files go to `<results_dir>/<tracker_name>/`.
         tracker_name: The results sub-folder.
         num_workers: Sequences tracked in parallel processes (1 = in this process).
-        progress: Log one line per sequence.
+        progress: One line per finished sequence on stderr (and the reused ones' count).
         provenance: what the tracker is (`claim_results_folder`); when given, results of
             another tracker in the same folder are an error instead of being resumed.
         track_and_record: `(tracker, sequence, results_dir, tracker_name) -> fps`, a top-level
@@ -237,9 +237,10 @@ def run_ope(tracker_factory: Callable[[], object], sequences: SequenceType[Seque
             logging.error("[%d/%d] %s failed: %s", index, len(todo), sequence.name, outcome)
         else:
             summary["completed"].append(sequence.name)
-            if progress:
-                logging.info("[%d/%d] %s: %d frames, %.1f fps", index, len(todo), sequence.name,
-                             sequence.num_frames, outcome)
+            if progress:  # a user's progress on long work: shown whatever the log level
+                print(f"{tracker_name} [{index}/{len(todo)}] {sequence.name}: "
+                      f"{sequence.num_frames} frames, {outcome:.1f} fps", file=sys.stderr,
+                      flush=True)
 
     if num_workers == 1 or len(todo) <= 1:
         tracker = tracker_factory() if todo else None
