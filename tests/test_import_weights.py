@@ -321,7 +321,7 @@ def test_run_folder_refuses_to_clobber_and_checks_flags(tmp_path, imported_model
     output = tmp_path / "run"
     output.mkdir()
     (output / "keep.txt").write_text("x")
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(FileExistsError, match=r"not empty \(pass --overwrite to replace it\)"):
         weights_lib.write_run_folder(imported_model, str(output), _flag_values())
     assert (output / "keep.txt").exists()
     with pytest.raises(ValueError, match="would not rebuild"):

@@ -77,6 +77,9 @@ def test_evaluate_after_training_scores_tracker_and_static_baseline(tmp_path):
     assert float(match.group(2)) == pytest.approx(result["baseline_success_auc"], abs=5e-4)
     assert float(match.group(3)) == pytest.approx(result["margin"], abs=1e-3)
     assert "StaticBox" in lines[0]
+    # The static box computes nothing: its "speed" is not reported as one.
+    static_row = next(line for line in lines[0].splitlines() if "StaticBox" in line)
+    assert "n/a" in static_row, lines[0]
 
     saved = json.loads((tmp_path / "heldout_eval.json").read_text())
     assert saved["success_auc"] == pytest.approx(result["success_auc"])

@@ -8,6 +8,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -306,6 +307,18 @@ def test_run_tracking_with_a_fake_tracker(tmp_path):
     with pytest.raises(track.InputError, match="f0"):
         track.run_tracking(Drifting(), source, [10, 10, -1, 8], progress=None)
 
+    class TracesOnItsFirstUpdate(Drifting):
+        def update(self, image):
+            if len(self.calls) == 1:
+                time.sleep(0.5)  # the graph tracing of a real tracker's first frame
+            return super().update(image)
+
+    frames = [blob_frame((40, 40)) for _ in range(6)]
+    source = track.FrameSource("mem", lambda: iter((f"f{k}", f) for k, f in enumerate(frames)),
+                               num_frames=6)
+    run = track.run_tracking(TracesOnItsFirstUpdate(), source, [10, 10, 8, 8], progress=None)
+    assert run.first_seconds >= 0.5 and run.fps > 20  # the tracing is not in the speed
+
 
 def test_write_boxes_is_atomic_and_exact(tmp_path):
     from memnet_tf import track
@@ -380,3 +393,13 @@ def test_an_output_that_cannot_be_written_fails_with_status_1(tiny_run, tmp_path
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(target) in errors[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_without_outputs_it_says_nothing_will_be_saved(tiny_run, tmp_path):
+    sequence = tmp_path / "otb" / "Blob"
+    write_otb_blob_sequence(sequence, 3)
+    result = run_track(f"--checkpoint={tiny_run}", f"--sequence={sequence}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "nothing will be saved" in result.stdout and "success_auc=" in result.stdout
+    assert not [p for p in tmp_path.rglob("*") if p.suffix in (".txt", ".mp4")
+                and p.name != "groundtruth_rect.txt"]
