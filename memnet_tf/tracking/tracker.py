@@ -470,7 +470,9 @@ class MemTracker:
                     search_sides.astype(np.float32))
         self._updates += 1
         writes = self._uses_memory and self._writes_memory()
-        state = self.state if writes or not self._uses_memory else states.without_write(self.state)
+        state = self.state
+        if self._uses_memory and not writes:  # the read and the controller still step
+            state = states.without_write(state)
         if self._in_graph:
             out = self._frame_step_fn(current, self._previous, self._previous_mean, *geometry,
                                       state)
