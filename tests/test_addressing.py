@@ -237,3 +237,32 @@ class MemoryStepTest(tf.test.TestCase):
                              tf.nn.softmax(_rand(B, N)), skip, np.ones((B, 1), np.float32),
                              np.abs(_rand(B, N)), 0.99)
         self.assertAllClose(result.memory, memory, atol=0)
+
+    def test_cancelled_write_reads_the_unchanged_memory_like_numpy(self):
+        """`states.without_write`: the step with the pending write cancelled is the numpy step
+        with zero write weights: M unchanged, read and next address computed as usual."""
+        from memnet_tf.layers import states
+
+        controls = self._random_controls()
+        memory, template, t0 = _rand(B, N, H, W, C), _rand(B, H, W, C), _rand(B, H, W, C)
+        state = states.MemTrackState(
+            cell=_rand(B, 4), hidden=_rand(B, 4), initial_template=t0, memory=memory,
+            read_weights=tf.nn.softmax(_rand(B, N)).numpy(),
+            write_weights=tf.nn.softmax(_rand(B, N)).numpy(),
+            control_gates=tf.nn.softmax(_rand(B, 3)).numpy(),
+            write_decay=tf.sigmoid(_rand(B, 1)).numpy(), usage=np.abs(_rand(B, N)))
+        cancelled = states.without_write(state)
+        self.assertAllEqual(cancelled.write_weights, np.zeros((B, N)))
+        for name in ("memory", "usage", "control_gates", "hidden"):
+            self.assertAllEqual(getattr(cancelled, name), getattr(state, name))
+        result = memory_step(controls, template, t0, cancelled.memory, cancelled.write_weights,
+                             cancelled.control_gates, cancelled.write_decay, cancelled.usage,
+                             0.99)
+        self.assertAllEqual(result.memory, memory)
+        expected = _memory_step_np(state.control_gates, state.write_decay, np.zeros((B, N)),
+                                   state.usage, memory, template, t0,
+                                   controls.control_gates.numpy(), controls.read_key.numpy(),
+                                   controls.read_strength.numpy(),
+                                   controls.residual_gate.numpy(), 0.99)
+        for got, want in zip(result, expected):
+            self.assertAllClose(got, want, atol=1e-4)
