@@ -273,7 +273,9 @@ def main(argv):
     have_litert = litert_available()
     today = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     machine = f"nproc={len(os.sched_getaffinity(0))}, {cpu_model()}"
-    versions = f"TF {tf.__version__}"
+    versions = (f"TF {tf.__version__} (oneDNN "
+                f"{'on' if os.environ.get('TF_ENABLE_ONEDNN_OPTS') == '1' else 'off'}: "
+                "TF_ENABLE_ONEDNN_OPTS, on by default for the tracking commands)")
     if have_torch:
         import torch
 

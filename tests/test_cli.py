@@ -254,3 +254,29 @@ def test_benchmarks_import_tensorflow_quietly(benchmark):
     assert result.returncode == 2 and "NoSuchSequence" in result.stderr, result.stderr[-2000:]
     assert not any(noise in result.stderr for noise in cli.IMPORT_NOISE), result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_tracking_commands_run_tensorflow_with_onednn_unless_the_user_says_otherwise():
+    for command in ("track", "evaluate", "track_speed"):
+        environ = {}
+        cli.tensorflow_environment(command, environ)
+        assert environ == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+        environ = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+        cli.tensorflow_environment(command, environ)
+        assert environ == {"TF_ENABLE_ONEDNN_OPTS": "0"}  # the user's choice is kept
+    for command in ("train", "export"):
+        environ = {}
+        cli.tensorflow_environment(command, environ)
+        assert environ == {}
+
+
+def test_track_imports_tensorflow_with_onednn_on():
+    """End to end: the variable is set before TensorFlow's import (it is read only then)."""
+    code = ("import os, sys; from memnet_tf import cli; "
+            "cli.run(lambda argv: print('onednn', os.environ.get('TF_ENABLE_ONEDNN_OPTS'), "
+            "'tensorflow' in sys.modules), 'track', argv=['track'])")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert "onednn 1 False" in result.stdout, result.stderr[-2000:]
