@@ -98,8 +98,12 @@ def load_sequences(shared: str, names: list[str] | None, max_frames: int | None)
 
 
 def steady_fps(times) -> float:
-    """Frames after the first per second of their tracking time."""
-    return float((len(times) - 1) / max(float(sum(times[1:])), 1e-12))
+    """Frames per second after `init` and the first (graph-tracing) update: the evaluator's
+    own measure (`memnet_tf.eval.ope.steady_fps`)."""
+    sys.path.insert(0, REPO)
+    from memnet_tf.eval.ope import steady_fps as ope_steady_fps  # pylint: disable=import-outside-toplevel
+
+    return ope_steady_fps(times)
 
 
 def format_rows(rows: list[dict]) -> str:

@@ -185,3 +185,9 @@ def test_parallel_failure_is_reported(otb_tree, tmp_path):
 def test_invalid_worker_count():
     with pytest.raises(ValueError, match="num_workers=0"):
         ope.run_ope(baselines.StaticBoxTracker, [], "unused", "S", num_workers=0)
+
+
+def test_steady_fps_leaves_out_init_and_the_tracing_update():
+    # init 0.5 s, a first update that traces (9 s), then 10 frames of 0.04 s: 25 fps.
+    assert ope.steady_fps([0.5, 9.0] + [0.04] * 10) == pytest.approx(25.0)
+    assert ope.steady_fps([0.1, 0.1]) == pytest.approx(10.0)  # too short: every frame

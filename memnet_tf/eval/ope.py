@@ -165,7 +165,11 @@ def track_sequence(tracker, sequence: Sequence) -> tuple[np.ndarray, np.ndarray]
 
 
 def _track_and_record(tracker, sequence: Sequence, results_dir: str, tracker_name: str) -> float:
-    """Tracks one sequence and writes its results and times; returns frames per second."""
+    """Tracks one sequence and writes its results and times; returns frames per second.
+
+    The speed is that of the frames after the first update (`steady_fps`): `init` and a first
+    update that traces the tracker's graph are not tracking speed.
+    """
     boxes, times = track_sequence(tracker, sequence)
     boxes[:, :2] += sequence.pixel_offset  # back to the annotation files' convention
     # Times first: a results file present means the whole sequence is recorded.
@@ -173,7 +177,15 @@ def _track_and_record(tracker, sequence: Sequence, results_dir: str, tracker_nam
                  [f"{t:.8f}" for t in times])
     _write_lines(results_path(results_dir, tracker_name, sequence.name),
                  [",".join(f"{v:.4f}" for v in box) for box in boxes])
-    return float(len(times) / max(np.sum(times), 1e-12))
+    return steady_fps(times)
+
+
+def steady_fps(times) -> float:
+    """Frames per second over the frames after the first update (all of them when there are
+    fewer than 3): frame 0 is `init`, frame 1 may trace the graph (seconds, once per process)."""
+    times = np.asarray(times, np.float64)
+    steady = times[2:] if times.size > 2 else times
+    return float(steady.size / max(float(np.sum(steady)), 1e-12))
 
 
 def _init_worker(tracker_factory: Callable[[], object]) -> None:
