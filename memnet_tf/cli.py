@@ -39,6 +39,7 @@ class OutputError(Exception):
     The inputs were fine, the work was done; the disk, a permission or a codec failed.
     """
 
+
 HELP_ARGUMENTS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
 
 # Flag groups, in the order --help prints them. Membership: the config dataclass a flag fills
