@@ -38,7 +38,7 @@ import sys
 import tempfile
 
 from _machine import cpu_model, import_tensorflow
-from siamfc_otb_mini import _num_cpus, _shared_dir, import_fdsiamfc30, load_sequences, steady_fps
+from siamfc_otb_mini import _num_cpus, _shared_dir, import_fdsiamfc30, load_sequences
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_NAME = re.compile(r"^(?P<variant>[A-Za-z0-9_]+?)_seed(?P<seed>\d+)$")
@@ -183,7 +183,7 @@ def track_all(trackers: dict, pairs, results_dir: str, log=None) -> list[dict]:
                          "frames": sequence.num_frames, "AUC": score["success_auc"],
                          "prec": score["precision"],
                          # The static box does no work: its "speed" means nothing.
-                         "fps": steady_fps(times) if len(times) > 1 and name != STATIC
+                         "fps": ope.steady_fps(times) if len(times) > 1 and name != STATIC
                          else "-",
                          **memory})
             if log:

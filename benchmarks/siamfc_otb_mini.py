@@ -97,15 +97,6 @@ def load_sequences(shared: str, names: list[str] | None, max_frames: int | None)
     return pairs
 
 
-def steady_fps(times) -> float:
-    """Frames per second after `init` and the first (graph-tracing) update: the evaluator's
-    own measure (`memnet_tf.eval.ope.steady_fps`)."""
-    sys.path.insert(0, REPO)
-    from memnet_tf.eval.ope import steady_fps as ope_steady_fps  # pylint: disable=import-outside-toplevel
-
-    return ope_steady_fps(times)
-
-
 def format_rows(rows: list[dict]) -> str:
     """A fixed-width table of per-sequence results."""
     columns = (("dataset", "{}"), ("sequence", "{}"), ("frames", "{}"), ("AUC", "{:.3f}"),
@@ -168,7 +159,7 @@ def main(argv=None) -> int:
             ours = report.score_tracker([sequence], results_dir, TRACKER_NAME)["overall"]
             static = report.score_tracker([sequence], results_dir,
                                           StaticBoxTracker.name)["overall"]
-            fps = steady_fps(report.read_times(results_dir, TRACKER_NAME, sequence.name))
+            fps = ope.steady_fps(report.read_times(results_dir, TRACKER_NAME, sequence.name))
             rows.append({"dataset": dataset, "sequence": sequence.name,
                          "frames": sequence.num_frames, "AUC": ours["success_auc"],
                          "prec@20": ours["precision"], "static AUC": static["success_auc"],
