@@ -48,17 +48,20 @@ def dataset_title(dataset: str, source: str, num_sequences: int | None = None) -
     return title
 
 
-def plot_title(kind: str, title: str, heading: str, labels: list[str]) -> str:
+def plot_title(kind: str, title: str, heading: str, labels: list[str],
+               attribute: str = "") -> str:
     """A plot's title: the sequences it shows, never a subset named as the whole benchmark.
 
     `title` is the benchmark's name, `heading` its `dataset_title` with the sequence count
     (`otb_mini (6 of OTB-100's 100 sequences)` for a subset folder), `labels` the distinct
-    "partial (k/N)" labels of trackers scored on part of it (`--allow_partial`).
+    "partial (k/N)" labels of trackers scored on part of it (`--allow_partial`), `attribute`
+    the OTB attribute a plot is restricted to, if any.
     """
+    what = f"{kind} plots of OPE" + (f" - {attribute}" if attribute else "")
     if heading != title:  # a subset folder: the heading says how much of the benchmark it is
-        return f"{kind} plots of OPE on {heading}"
+        return f"{what} on {heading}"
     suffix = f" - {', '.join(labels)}" if labels else ""
-    return f"{kind} plots of OPE on {title}{suffix}"
+    return f"{what} on {title}{suffix}"
 
 
 _TITLES = {"otb100": "OTB-100", "otb2013": "OTB-2013", "uav123": "UAV123", "vot": "VOT (one pass)",
@@ -175,8 +178,7 @@ def _evaluate_ope(dataset, title, sequences, trackers, problems, report_dir) -> 
             report.plot_success(report.attribute_scores(scores, attribute),
                                 os.path.join(report_dir, "attributes",
                                              f"success_{attribute}.png"),
-                                plot_title("Success", title, heading, labels).replace(
-                                    " on ", f" - {name} on ", 1))
+                                plot_title("Success", title, heading, labels, name))
     print(f"report: {report_dir}")
     return 0 if scored and not (partial and not FLAGS.allow_partial) else 1
 

@@ -180,6 +180,8 @@ def test_a_subset_is_not_labelled_as_the_benchmark():
         "Success plots of OPE on otb_mini (6 of OTB-100's 100 sequences)")
     assert evaluate.plot_title("Precision", "OTB-100", "OTB-100", ["partial (98/100)"]) == (
         "Precision plots of OPE on OTB-100 - partial (98/100)")
+    assert evaluate.plot_title("Success", "OTB-100", subset, [], "occlusion") == (
+        "Success plots of OPE - occlusion on otb_mini (6 of OTB-100's 100 sequences)")
 
 
 TOOLS = {  # tool -> (a flag of its own, a memnet_tf flag its help must not list or must list)
