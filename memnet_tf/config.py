@@ -292,25 +292,26 @@ CONFIG_CLASSES = {
 }
 
 
-def _from_flag_values(cls, flag_values):
+def config_from_flags(cls, flag_values):
+    """A config dataclass from the flags of the same names (absent flags keep the defaults)."""
     return cls(**{field.name: flag_values[field.name].value for field in dataclasses.fields(cls)
                   if field.name in flag_values})
 
 
 def model_config_from_flags(flag_values) -> ModelConfig:
-    return _from_flag_values(ModelConfig, flag_values)
+    return config_from_flags(ModelConfig, flag_values)
 
 
 def data_config_from_flags(flag_values) -> DataConfig:
-    return _from_flag_values(DataConfig, flag_values)
+    return config_from_flags(DataConfig, flag_values)
 
 
 def train_config_from_flags(flag_values) -> TrainConfig:
-    return _from_flag_values(TrainConfig, flag_values)
+    return config_from_flags(TrainConfig, flag_values)
 
 
 def track_config_from_flags(flag_values) -> TrackConfig:
-    return _from_flag_values(TrackConfig, flag_values)
+    return config_from_flags(TrackConfig, flag_values)
 
 
 def override_from_flags(config, flag_values):

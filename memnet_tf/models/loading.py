@@ -54,22 +54,23 @@ def run_track_config(checkpoint: str | None = None,
         checkpoint: a run folder or checkpoint prefix (read from its flags.txt), or
         saved_model: an export (read from its metadata).
     """
-    if saved_model:
-        return config_lib.config_from_dict(
-            config_lib.TrackConfig, export.read_metadata(saved_model).get("track_config", {}))
-    resolve_checkpoint(checkpoint)  # a missing run is reported as such, not as a missing flags.txt
-    return config_lib.track_config_from_flags(run_flags(checkpoint))
+    return _run_config(config_lib.TrackConfig, "track_config", checkpoint, saved_model)
 
 
 def run_model_config(checkpoint: str | None = None,
                      saved_model: str | None = None) -> config_lib.ModelConfig:
     """The model configuration of a run (its flags.txt) or an export (its metadata), without
     building the model."""
+    return _run_config(config_lib.ModelConfig, "model_config", checkpoint, saved_model)
+
+
+def _run_config(cls, metadata_key: str, checkpoint: str | None, saved_model: str | None):
+    """A config dataclass of a run's flags.txt, or of an export's metadata under `metadata_key`."""
     if saved_model:
-        return config_lib.model_config_from_dict(
-            export.read_metadata(saved_model).get("model_config", {}))
-    resolve_checkpoint(checkpoint)
-    return config_lib.model_config_from_flags(run_flags(checkpoint))
+        return config_lib.config_from_dict(
+            cls, export.read_metadata(saved_model).get(metadata_key, {}))
+    resolve_checkpoint(checkpoint)  # a missing run is reported as such, not as a missing flags.txt
+    return config_lib.config_from_flags(cls, run_flags(checkpoint))
 
 
 def load_model(checkpoint: str, model_config: config_lib.ModelConfig | None = None):
