@@ -127,6 +127,9 @@ class DataConfig:
     time_steps: int = 16
     # Largest gap between successive frames of a clip; 0 = anywhere in the track (official).
     max_frame_gap: int = 0
+    # Probability that a training step t >= 1 writes another clip's exemplar (augment.corrupt_writes);
+    # 0 = always the ground truth's, as the official code.
+    corrupt_write_prob: float = 0.0
     # Context margin around the search crop in the stored patch: patch = search + 2 * 8.
     patch_margin: int = 8
     exemplar_stretch: float = 0.1
@@ -156,6 +159,8 @@ class DataConfig:
         if self.max_frame_gap < 0:
             raise ValueError(f"max_frame_gap={self.max_frame_gap} must be >= 0 (0 = frames "
                              "anywhere in the track)")
+        if not 0.0 <= self.corrupt_write_prob <= 1.0:
+            raise ValueError(f"corrupt_write_prob={self.corrupt_write_prob} must be in [0, 1]")
         if self.feature_cache_augmentations < 1:
             raise ValueError(f"feature_cache_augmentations={self.feature_cache_augmentations} "
                              "must be positive")

@@ -70,6 +70,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "Largest gap between successive frames of a training clip (gaps uniform "
                          "in 1..N: clips at the tracker's frame rate); 0 = frames drawn anywhere "
                          "in the track, as the official code.", **fv)
+    flags.DEFINE_float("corrupt_write_prob", d.corrupt_write_prob,
+                       "Probability q that step t >= 1 of a training clip writes the exemplar of "
+                       "another clip of the batch (a write at a wrong box, as the tracker makes); "
+                       "searches and labels are unchanged. 0 = always the true target's, as the "
+                       "official code.", **fv)
     flags.DEFINE_float("exemplar_stretch", d.exemplar_stretch, "Exemplar stretch augmentation.",
                        **fv)
     flags.DEFINE_float("exemplar_shift", d.exemplar_shift, "Exemplar shift augmentation (px).",

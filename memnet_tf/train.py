@@ -103,7 +103,8 @@ def cached_datasets(model_cfg, data_cfg, train_cfg):
     def train_dataset(start_step):
         return feature_cache.make_dataset(caches["train"], data_cfg.time_steps, "train",
                                           train_cfg.seed + start_step, data_cfg.batch_size,
-                                          max_frame_gap=data_cfg.max_frame_gap)
+                                          max_frame_gap=data_cfg.max_frame_gap,
+                                          corrupt_write_prob=data_cfg.corrupt_write_prob)
 
     def val_dataset():
         return feature_cache.make_dataset(

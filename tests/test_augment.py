@@ -93,3 +93,61 @@ def test_crops_stay_in_range_and_have_static_shapes():
     assert crops.shape == (3, S, S, 3) and boxes.shape == (3, 4)
     assert crops.dtype == tf.float32
     assert 0.0 <= float(tf.reduce_min(crops)) and float(tf.reduce_max(crops)) <= 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Corrupted writes (--corrupt_write_prob).
+
+
+def _source_clips(original, corrupted):
+    """For each (b, t): the clip b' whose step t the corrupted batch holds (exact match)."""
+    batch, steps = original.shape[:2]
+    source = np.full((batch, steps), -1)
+    for b in range(batch):
+        for t in range(steps):
+            matches = [c for c in range(batch) if np.array_equal(corrupted[b, t], original[c, t])]
+            assert len(matches) == 1, (b, t, matches)
+            source[b, t] = matches[0]
+    return source
+
+
+def test_corrupted_writes_come_from_other_clips_at_the_same_step_and_never_at_step_0():
+    rng = np.random.default_rng(3)
+    exemplars = rng.normal(size=(16, 40, 3, 3, 2)).astype(np.float32)
+    out = augment.corrupt_writes(tf.constant(exemplars), 0.3, tf.constant([5, 9])).numpy()
+    source = _source_clips(exemplars, out)
+    own = np.arange(16)[:, None]
+    np.testing.assert_array_equal(source[:, 0], np.arange(16))
+    replaced = source[:, 1:] != own
+    # 624 Bernoulli(0.3) draws: the fraction is within 5 standard deviations (0.018) of q.
+    assert abs(replaced.mean() - 0.3) < 0.09, replaced.mean()
+    # The other clip is uniform over the B - 1 others: all of them occur.
+    offsets = ((source[:, 1:] - own) % 16)[replaced]
+    assert set(offsets.tolist()) == set(range(1, 16))
+
+
+def test_corrupted_writes_all_or_none_and_reproducible():
+    rng = np.random.default_rng(4)
+    exemplars = tf.constant(rng.normal(size=(4, 6, 2, 2, 3)), tf.float32)
+    seed = tf.constant([1, 2])
+    assert augment.corrupt_writes(exemplars, 0.0, seed) is exemplars
+    every = _source_clips(exemplars.numpy(), augment.corrupt_writes(exemplars, 1.0, seed).numpy())
+    assert np.all(every[:, 1:] != np.arange(4)[:, None]) and np.all(every[:, 0] == np.arange(4))
+    again = augment.corrupt_writes(exemplars, 0.5, seed).numpy()
+    np.testing.assert_array_equal(again, augment.corrupt_writes(exemplars, 0.5, seed).numpy())
+    others = [augment.corrupt_writes(exemplars, 0.5, tf.constant([1, k])).numpy()
+              for k in range(3, 8)]
+    assert any(not np.array_equal(again, other) for other in others)
+    single = exemplars[:1]  # a batch of one has no other clip to take a write from
+    np.testing.assert_array_equal(augment.corrupt_writes(single, 1.0, seed).numpy(),
+                                  single.numpy())
+
+
+@pytest.mark.parametrize("probability", [-0.1, 1.5])
+def test_corrupt_write_probability_outside_0_1_is_refused(probability):
+    from memnet_tf.config import DataConfig
+
+    with pytest.raises(ValueError, match="corrupt_write_prob"):
+        augment.corrupt_writes(tf.zeros([2, 3, 1]), probability, tf.constant([0, 0]))
+    with pytest.raises(ValueError, match="corrupt_write_prob"):
+        DataConfig(corrupt_write_prob=probability)

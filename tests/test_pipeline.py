@@ -61,6 +61,21 @@ def test_same_seed_same_batches_other_seed_other_batches():
     assert not np.allclose(first[0][0]["search"], other[0][0]["search"])
 
 
+def test_corrupted_writes_reach_the_train_exemplars_only():
+    data_cfg, model_cfg = tiny_configs(T, B)
+    corrupt_cfg = dataclasses.replace(data_cfg, corrupt_write_prob=1.0)
+    (clean, clean_targets), = _batches(pipeline.make_dataset(data_cfg, model_cfg, "train",
+                                                             seed=3), 1)
+    (features, targets), = _batches(pipeline.make_dataset(corrupt_cfg, model_cfg, "train",
+                                                          seed=3), 1)
+    _assert_equal_batches((clean["search"], clean_targets), (features["search"], targets))
+    np.testing.assert_array_equal(features["exemplar"][:, 0], clean["exemplar"][:, 0])
+    # B = 2: with q = 1 each clip writes the other clip's exemplar from step 1 on.
+    np.testing.assert_array_equal(features["exemplar"][:, 1:], clean["exemplar"][::-1, 1:])
+    _assert_equal_batches(_batches(pipeline.make_dataset(corrupt_cfg, model_cfg, "val"), 1),
+                          _batches(pipeline.make_dataset(data_cfg, model_cfg, "val"), 1))
+
+
 def test_make_example_pairs_frames_and_keeps_z0_clean():
     rng = np.random.default_rng(0)
     patches = rng.integers(0, 256, size=(T + 1, P, P, 3)).astype(np.uint8)

@@ -479,3 +479,31 @@ def test_benchmark_rejects_bad_memory_write_settings(tmp_path, capsys, args, mes
         bench.main([f"--runs=memtrack_seed0:{run}", "--sequences=Crossing", "--no_baselines",
                     *args])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_corrupted_writes_change_only_the_train_exemplars_after_step_0(shards):
+    from memnet_tf.data import feature_cache
+
+    _, _, _, cache = _cache(shards)
+    key = "exemplar_features"
+
+    def first_batches(split, probability):
+        data = feature_cache.make_dataset(cache, 3, split, 11, 4, num_val_clips=4,
+                                          corrupt_write_prob=probability)
+        return [batch for batch, _ in zip(data.as_numpy_iterator(), range(3))]
+
+    for clean, corrupted in zip(first_batches("train", 0.0), first_batches("train", 1.0)):
+        (clean_features, clean_targets), (features, targets) = clean, corrupted
+        np.testing.assert_array_equal(features["search_features"],
+                                      clean_features["search_features"])
+        for name in clean_targets:
+            np.testing.assert_array_equal(targets[name], clean_targets[name])
+        written, original = features[key], clean_features[key]
+        np.testing.assert_array_equal(written[:, 0], original[:, 0])
+        for b in range(4):
+            for t in (1, 2):  # another clip's exemplar at the same step
+                assert any(np.array_equal(written[b, t], original[c, t]) for c in range(4)
+                           if c != b)
+    (val_clean, _), = first_batches("val", 0.0)[:1]
+    (val_corrupted, _), = first_batches("val", 1.0)[:1]
+    np.testing.assert_array_equal(val_corrupted[key], val_clean[key])

@@ -120,3 +120,59 @@ def centre_crop(patches: tf.Tensor, out_size: int) -> tf.Tensor:
     offset = (int(patches.shape[1]) - out_size) // 2
     crop = patches[:, offset:offset + out_size, offset:offset + out_size, :]
     return tf.cast(crop, tf.float32) / 255.0
+
+
+def corrupt_writes(exemplars: tf.Tensor, probability: float, seed: tf.Tensor) -> tf.Tensor:
+    """Replaces some written exemplars of a batch of clips with another clip's (wrong writes).
+
+    At tracking time the template written at step t is cut at the tracker's own box, which is
+    sometimes on a distractor or an occluder; in training it is always cut at the ground truth, so
+    the memory never learns that a slot can hold the wrong object. With `probability` q, step
+    t >= 1 of clip b writes step t of clip (b + k) mod B instead, k uniform in 1..B-1 (another
+    clip of the batch, i.e. another object or another part of the same video). Step 0 (z_0, which
+    also gives T_0) is never replaced; the searches and labels are untouched, so the loss still
+    asks for the true target.
+
+    Args:
+        exemplars: `[B, T, ...]` exemplar crops or their features (any trailing shape).
+        probability: q in [0, 1]; 0 returns `exemplars` unchanged.
+        seed: int `[2]` stateless seed (one per batch).
+
+    Returns:
+        `exemplars` with the chosen (b, t) entries replaced, same shape and dtype.
+    """
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"corrupt_write_prob={probability} must be in [0, 1]")
+    if probability == 0.0:
+        return exemplars
+    shape = tf.shape(exemplars)
+    batch, steps = shape[0], shape[1]
+    draws = tf.random.stateless_uniform([2, batch, steps], seed=seed)
+    replace = (draws[0] < probability) & (tf.range(steps)[None, :] > 0)
+    # k in 1..B-1; with B = 1, (b + k) mod B = b: a batch of one has no other clip.
+    offset = 1 + tf.cast(draws[1] * tf.cast(batch - 1, tf.float32), tf.int32)
+    clip = tf.range(batch)[:, None]
+    source = tf.where(replace, (clip + offset) % batch, clip + tf.zeros_like(offset))
+    index = tf.stack([source, tf.broadcast_to(tf.range(steps)[None, :], [batch, steps])], -1)
+    return tf.gather_nd(exemplars, index)
+
+
+def corrupt_batch_writes(dataset: tf.data.Dataset, probability: float, seed: int,
+                         key: str) -> tf.data.Dataset:
+    """`corrupt_writes` on `features[key]` of every (features, targets) batch of `dataset`.
+
+    Batch i uses the stateless seed (seed, i), so the corruption is reproducible and independent
+    of the pipeline's parallelism; q = 0 returns `dataset` itself.
+    """
+    if probability == 0.0:
+        return dataset
+
+    def corrupt(index, batch):
+        features, targets = batch
+        features = dict(features)
+        features[key] = corrupt_writes(
+            features[key], probability,
+            tf.stack([tf.constant(seed, tf.int64), index]))
+        return features, targets
+
+    return dataset.enumerate().map(corrupt, num_parallel_calls=tf.data.AUTOTUNE)

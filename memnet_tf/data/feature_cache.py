@@ -335,14 +335,17 @@ def gather_clip(cache: FeatureCache, rows: np.ndarray, augmentation: np.ndarray)
 
 
 def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, batch_size: int,
-                 num_val_clips: int = 0, max_frame_gap: int = 0) -> tf.data.Dataset:
+                 num_val_clips: int = 0, max_frame_gap: int = 0,
+                 corrupt_write_prob: float = 0.0) -> tf.data.Dataset:
     """Batches of cached clips with the structure of `pipeline.make_dataset`, features replaced.
 
     Returns:
       (features, targets): features = {"exemplar_features": float32 `[B, T, h, h, C]`,
       "search_features": float32 `[B, T, H, H, C]`} (`exemplar_conv<L>` / `search_conv<L>` for
       a cache of layer L < 5); targets as `pipeline.make_dataset`. Train
-      repeats forever; val is `num_val_clips` fixed clips (at least one batch).
+      repeats forever, its written exemplars corrupted with probability `corrupt_write_prob`
+      (`augment.corrupt_writes`); val is `num_val_clips` fixed clips (at least one batch),
+      never corrupted.
     """
     h, c = cache.exemplar.shape[2], cache.exemplar.shape[-1]
     big, r = cache.search.shape[2], cache.label.shape[-1]
@@ -369,5 +372,9 @@ def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, ba
         numbers = tf.data.Dataset.counter()
     else:
         numbers = tf.data.Dataset.range(max(num_val_clips, batch_size))
-    return (numbers.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
-            .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    batches = numbers.map(to_example, num_parallel_calls=tf.data.AUTOTUNE).batch(
+        batch_size, drop_remainder=True)
+    if split == "train":
+        batches = augment.corrupt_batch_writes(batches, corrupt_write_prob, seed,
+                                               cached_feature_key("exemplar", cache.layer))
+    return batches.prefetch(tf.data.AUTOTUNE)

@@ -429,6 +429,8 @@ def make_dataset(data_cfg, model_cfg, split: str, seed: int | None = None,
         features = {"exemplar": float32 `[B, T, E, E, 3]`, "search": float32 `[B, T, S, S, 3]`}
         in [0, 1]; targets = {"label": float32 `[B, T, R, R]`, "weight": float32 `[B, T, R, R]`,
         "search_box": float32 `[B, T, 4]` (x1, y1, x2, y2 in search-crop pixels)}.
+        Train batches have their written exemplars corrupted with probability
+        `data_cfg.corrupt_write_prob` (`augment.corrupt_writes`); val batches never.
 
     Raises:
         ValueError: an unknown split or source, or settings that cannot make a clip.
@@ -463,5 +465,8 @@ def make_dataset(data_cfg, model_cfg, split: str, seed: int | None = None,
         num_tracks = sum(len(shard["tracks"]) for shard in manifest["shards"])
         if 0 < num_tracks < batch_size:
             examples = examples.repeat(-(-batch_size // num_tracks))
-    return examples.batch(batch_size, drop_remainder=True,
-                          num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = examples.batch(batch_size, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE)
+    if split == "train":
+        batches = augment.corrupt_batch_writes(batches, data_cfg.corrupt_write_prob,
+                                               seed + 7919 * shard[0], "exemplar")
+    return batches.prefetch(tf.data.AUTOTUNE)
