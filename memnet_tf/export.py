@@ -36,14 +36,13 @@ import dataclasses
 import datetime
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 from absl import app
 from absl import flags
 
 from memnet_tf import config as config_lib
+from memnet_tf import output_folders
 
 FLAGS = flags.FLAGS
 
@@ -138,15 +137,7 @@ def export_saved_model(model, export_dir: str, metadata: dict | None = None,
         if not os.path.isdir(export_dir) or os.listdir(export_dir):
             raise FileExistsError(f"{export_dir}: exists and is not a SavedModel; choose another "
                                   "--export_dir (an earlier export there would be replaced)")
-    parent = os.path.dirname(export_dir)
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as error:  # not FileExistsError to callers: the folder could not be made
-        raise OSError(f"{parent}: cannot create the export's folder ({error})") from None
-    _remove_stale_staging(export_dir)
-    staging = tempfile.mkdtemp(prefix=_staging_prefix(export_dir, os.getpid()), dir=parent)
-    os.chmod(staging, 0o755)  # mkdtemp makes it private; a model server may run as another user
-    try:
+    with output_folders.staged_folder(export_dir) as staging:
         module, signatures = make_export_module(model)
         tf.saved_model.save(module, staging, signatures=signatures)
         entries = {
@@ -161,10 +152,6 @@ def export_saved_model(model, export_dir: str, metadata: dict | None = None,
         os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
         config_lib.write_atomically(os.path.join(staging, METADATA_PATH),
                                     json.dumps(entries, indent=2, sort_keys=True) + "\n")
-        _replace_directory(staging, export_dir)
-    finally:
-        if os.path.exists(staging):
-            shutil.rmtree(staging, ignore_errors=True)
     return entries
 
 
@@ -236,52 +223,8 @@ def _compare(expected: dict, actual: dict, what: str) -> float:
     return worst
 
 
-def _staging_prefix(export_dir: str, pid: int) -> str:
-    return f".{os.path.basename(export_dir)}.tmp-{pid}-"
-
-
-def _remove_stale_staging(export_dir: str) -> None:
-    """Deletes staging folders of earlier exports to `export_dir` whose process has died.
-
-    A killed export cannot clean up after itself; the next export to the same place does.
-    Folders of a process that is still running (a concurrent export) are left alone.
-    """
-    parent, prefix = os.path.dirname(export_dir), f".{os.path.basename(export_dir)}.tmp-"
-    for name in os.listdir(parent):
-        if not name.startswith(prefix):
-            continue
-        pid = name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def _is_saved_model(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
-def _replace_directory(source: str, destination: str) -> None:
-    """Moves the finished `source` folder to `destination`, replacing an earlier export."""
-    if not os.path.exists(destination):
-        os.replace(source, destination)
-        return
-    # Directories cannot be swapped in one rename: move the old one aside first, so the
-    # destination is only ever missing between two renames, never half-written.
-    retired = tempfile.mkdtemp(prefix=f".{os.path.basename(destination)}.old-",
-                               dir=os.path.dirname(destination))
-    os.rmdir(retired)
-    os.replace(destination, retired)
-    os.replace(source, destination)
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def read_metadata(export_dir: str) -> dict:

@@ -29,12 +29,11 @@ import dataclasses
 import datetime
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
 from memnet_tf import config as config_lib
+from memnet_tf import output_folders
 
 METADATA_NAME = "memnet_tf_litert.json"
 FORMAT = "memnet_tf.litert/1"
@@ -162,8 +161,6 @@ def export_litert(model, litert_dir: str, num_scales: int, metadata: dict | None
         FileExistsError: `litert_dir` exists and is neither empty nor an earlier LiteRT export.
         AssertionError: the LiteRT models differ from the model (nothing is left behind).
     """
-    from memnet_tf import export as export_lib
-
     litert_dir = os.path.abspath(litert_dir)
     if os.path.exists(litert_dir) and not is_litert_export(litert_dir):
         if not os.path.isdir(litert_dir) or os.listdir(litert_dir):
@@ -171,15 +168,7 @@ def export_litert(model, litert_dir: str, num_scales: int, metadata: dict | None
                                   "another --export_dir")
     if num_scales < 1:
         raise ValueError(f"num_scales={num_scales} must be >= 1")
-    parent = os.path.dirname(litert_dir)
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as error:  # not FileExistsError to callers: the folder could not be made
-        raise OSError(f"{parent}: cannot create the export's folder ({error})") from None
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(litert_dir)}.tmp-{os.getpid()}-",
-                               dir=parent)
-    os.chmod(staging, 0o755)
-    try:
+    with output_folders.staged_folder(litert_dir) as staging:
         files = {}
         for name, function in _entry_functions(model, num_scales).items():
             files[name] = f"{name}.tflite"
@@ -199,10 +188,6 @@ def export_litert(model, litert_dir: str, num_scales: int, metadata: dict | None
             entries["max_abs_difference"] = verify_litert(model, staging, seed=seed)
             config_lib.write_atomically(os.path.join(staging, METADATA_NAME),
                                         json.dumps(entries, indent=2, sort_keys=True) + "\n")
-        export_lib._replace_directory(staging, litert_dir)  # pylint: disable=protected-access
-    finally:
-        if os.path.exists(staging):
-            shutil.rmtree(staging, ignore_errors=True)
     return entries
 
 
