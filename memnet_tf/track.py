@@ -477,9 +477,9 @@ def run_tracking(tracker, source: FrameSource, init_box=None, output_video: str 
 
     init_box, where = _initial_box(source, init_box)
     video = video_lib.VideoOutput(output_video, source.fps or 25.0) if output_video else None
+    # Any got10k-contract tracker (init / update) can be run; ours also say their name and slots.
     name = getattr(tracker, "name", "ours")
-    model_config = getattr(getattr(tracker, "model", None), "model_config", None)
-    memory_slots = model_config.memory_size if model_config and model_config.use_memory else 0
+    memory_slots = getattr(tracker, "memory_slots", 0)
     boxes, scores, seconds = [], [], []
     bar = Progress(progress, source.num_frames)
     first_seconds = 0.0

@@ -230,6 +230,9 @@ def test_last_score_and_one_trace_per_process(tmp_path):
     siamfc = write_tiny_run(tmp_path / "siamfc", extra_flags=("--nouse_memory",))
     assert tracker_lib.TrackerFactory(checkpoint=siamfc)().name == "SiamFC-mode"
     assert tracker_lib.TrackerFactory(checkpoint=siamfc, name="Mine")().name == "Mine"
+    # The output video's memory panel: one row per slot, none without memory.
+    assert tracker.memory_slots == tracker.model.model_config.memory_size > 0
+    assert tracker_lib.TrackerFactory(checkpoint=siamfc)().memory_slots == 0
 
 
 @pytest.mark.slow

@@ -18,10 +18,7 @@ def factory_for(path: str, name: str | None = None, track_config=None
     model is ("MemTrack" or "SiamFC-mode", `tracker.default_tracker_name`)."""
     if not path:
         raise ValueError("give a run folder, checkpoint prefix or export folder")
-    export = is_export(path)
-    return tracker_lib.TrackerFactory(checkpoint=None if export else path,
-                                      saved_model=path if export else None,
-                                      track_config=track_config, name=name)
+    return tracker_lib.TrackerFactory(**_source_of(path), track_config=track_config, name=name)
 
 
 def tracker_name_of(path: str) -> str:
@@ -29,7 +26,9 @@ def tracker_name_of(path: str) -> str:
     from its configuration without loading the weights."""
     from memnet_tf.models import loading
 
-    export = is_export(path)
-    model_config = loading.run_model_config(checkpoint=None if export else path,
-                                            saved_model=path if export else None)
-    return tracker_lib.default_tracker_name(model_config)
+    return tracker_lib.default_tracker_name(loading.run_model_config(**_source_of(path)))
+
+
+def _source_of(path: str) -> dict:
+    """`{"checkpoint": path}` or `{"saved_model": path}`, the keywords of the model loaders."""
+    return {"saved_model": path} if is_export(path) else {"checkpoint": path}

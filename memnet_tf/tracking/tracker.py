@@ -270,6 +270,8 @@ class MemTracker:
         model_cfg = model.model_config
         cfg = self.track_config
         self._uses_memory = model_cfg.use_memory
+        # Slots of the memory panel in an output video (0: the model has no memory).
+        self.memory_slots = model_cfg.memory_size if model_cfg.use_memory else 0
         self._in_graph = getattr(model, "runs_in_graph", True)
         self._exemplar_size = model_cfg.exemplar_size
         self._search_size = model_cfg.search_size
