@@ -76,6 +76,7 @@ COMMAND_GROUPS = {
     "build_tfrecords": (),
     "ablation": (),
     "real_video_experiment": (),
+    "read_selectivity": (),
     "track_speed": (),  # benchmarks/track_speed.py
 }
 GENERAL_FLAGS = ("flagfile", "verbosity", "helpfull")

@@ -353,7 +353,7 @@ def test_training_on_cached_features_end_to_end(shards, tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     run = subprocess.run(common + [f"--model_dir={model_dir}", f"--init_backbone={backbone}",
                                    "--train_steps=3", "--checkpoint_every=3",
-                                   "--time_steps=11"],
+                                   "--time_steps=11", "--corrupt_write_prob=0.5"],
                          cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "feature cache (conv5, train): 2 tracks, 26 frames x 2 augmentations" in run.stdout
@@ -365,6 +365,12 @@ def test_training_on_cached_features_end_to_end(shards, tmp_path):
 
     assert "memory_panel/clip_1" in _events(model_dir / "validation")
     assert "gates/control_gates" in _events(model_dir / "train")
+    probe = subprocess.run([sys.executable, "tools/read_selectivity.py", f"--runs={model_dir}",
+                            f"--feature_cache={tmp_path / 'cache'}", "--batches=1"],
+                           cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.splitlines()[-1].startswith("headline: read mass on wrong slots / their "
+                                                    "share = "), probe.stdout
     conv5 = subprocess.run(common + [f"--model_dir={tmp_path / 'conv5'}",
                                      f"--init_backbone={backbone}", "--train_steps=2",
                                      "--nofreeze_backbone", "--frozen_backbone_layers=4",
@@ -507,3 +513,27 @@ def test_corrupted_writes_change_only_the_train_exemplars_after_step_0(shards):
     (val_clean, _), = first_batches("val", 0.0)[:1]
     (val_corrupted, _), = first_batches("val", 1.0)[:1]
     np.testing.assert_array_equal(val_corrupted[key], val_clean[key])
+
+
+def test_wrong_read_share_follows_the_written_slots():
+    from memnet_tf.eval.memory_probe import wrong_read_share
+
+    # One clip, 4 slots, 4 steps. Writes go to slots 0, 1, 2, 1 (argmax of the previous step's
+    # write weights; slot 0 first); step 1's and step 3's templates are wrong.
+    write = np.zeros((1, 4, 4))
+    for t, slot in enumerate([1, 2, 1, 3]):
+        write[0, t, slot] = 1.0
+    wrong = np.array([[False, True, False, True]])
+    rng = np.random.default_rng(0)
+    read = rng.dirichlet(np.ones(4), size=(1, 4))
+    mass, share = wrong_read_share(read, write, wrong)
+    # Step 0: slot 0 right only -> skipped. Step 1: {0 right, 1 wrong}. Step 2: {0, 1 wrong, 2}.
+    # Step 3: slot 1 overwritten by a wrong one again: {0, 1 wrong, 2}.
+    r = read[0]
+    expected_mass = [r[1, 1] / r[1, :2].sum(), r[2, 1] / r[2, :3].sum(), r[3, 1] / r[3, :3].sum()]
+    np.testing.assert_allclose(mass, expected_mass)
+    np.testing.assert_allclose(share, [1 / 2, 1 / 3, 1 / 3])
+    # A read that is blind to content (uniform over the filled slots) has mass == share.
+    uniform = np.array([[[1, 0, 0, 0], [.5, .5, 0, 0], [1 / 3] * 3 + [0], [1 / 3] * 3 + [0]]])
+    blind_mass, blind_share = wrong_read_share(uniform, write, wrong)
+    np.testing.assert_allclose(blind_mass, blind_share)

@@ -1,0 +1,33 @@
+"""Probes of a trained memory on clips whose writes are known to be right or wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def wrong_read_share(read_weights: np.ndarray, write_weights: np.ndarray,
+                     wrong: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per step with right and wrong slots: (read mass on wrong slots, their share of slots).
+
+    Args:
+      read_weights: `[B, T, N]` read weights of steps 0..T-1 (after that step's write).
+      write_weights: `[B, T, N]`; step t's template goes to argmax of step t-1's (slot 0 at t=0).
+      wrong: bool `[B, T]`, the template written at step t is another clip's.
+
+    Returns:
+      Two float arrays of equal length: the read mass on the wrong slots (normalised over the
+      filled slots) and the fraction of filled slots that are wrong.
+    """
+    batch, steps, slots = read_weights.shape
+    mass, share = [], []
+    for b in range(batch):
+        content = np.full(slots, -1)  # -1 empty, 0 right, 1 wrong
+        for t in range(steps):
+            slot = 0 if t == 0 else int(np.argmax(write_weights[b, t - 1]))
+            content[slot] = int(wrong[b, t])
+            filled = content >= 0
+            if (content == 1).any() and (content == 0).any():
+                mass.append(read_weights[b, t][content == 1].sum()
+                            / read_weights[b, t][filled].sum())
+                share.append((content == 1).sum() / filled.sum())
+    return np.asarray(mass, np.float64), np.asarray(share, np.float64)

@@ -1,0 +1,81 @@
+r"""Does a trained memory read avoid slots that hold the wrong object?
+
+    python tools/read_selectivity.py --runs=runs/real_video/memtrack_seed0,... \
+        --feature_cache=runs/aerial_data/features [--probability=0.3] [--batches=6]
+
+Training clips of the cached train split are run through each MemTrack run with their written
+exemplars corrupted as `--corrupt_write_prob` does (`augment.corrupt_writes`: another clip's
+exemplar, probability q, the same corruption for every run). The slot each step writes is the
+argmax of the previous step's write weights (the controller allocates or overwrites one slot at a
+time in practice), so after step t every filled slot is known to hold a right or a wrong exemplar.
+For every step with both kinds in the memory the read's mass on the wrong slots is compared with
+their share of the filled slots: a ratio of 1 means the read does not look at what a slot holds
+(a soft average of the queue), 0 that it never reads a wrong slot. The last line is the first
+run's ratio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from absl import flags
+
+from memnet_tf import cli
+from memnet_tf.eval.memory_probe import wrong_read_share
+
+_RUNS = flags.DEFINE_list("runs", None, "MemTrack run folders (memory on).")
+_CACHE = flags.DEFINE_string("feature_cache", None, "The runs' feature cache folder (train "
+                             "split).")
+_PROBABILITY = flags.DEFINE_float("probability", 0.3, "Probability q of a wrong write.",
+                                  lower_bound=0.0, upper_bound=1.0)
+_BATCHES = flags.DEFINE_integer("batches", 6, "Batches of training clips.", lower_bound=1)
+_SEED = flags.DEFINE_integer("seed", 99, "Clip and corruption seed.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not _RUNS.value or not _CACHE.value:
+        raise cli.UsageError("--runs and --feature_cache are required")
+    import tensorflow as tf
+
+    from memnet_tf.data import augment, feature_cache
+    from memnet_tf.models import loading
+    from memnet_tf.models.memtrack import cached_feature_key
+
+    cache = feature_cache.read_cache(_CACHE.value, "train")
+    if cache is None:
+        raise cli.UsageError(f"--feature_cache={_CACHE.value}: no train-split cache there")
+    ratios = []
+    for run in _RUNS.value:
+        model, _ = loading.load_model(run)
+        cfg = model.model_config
+        if not cfg.use_memory:
+            raise cli.UsageError(f"--runs: {run} has no memory (--nouse_memory)")
+        key = cached_feature_key("exemplar", cache.layer)
+        clips = feature_cache.make_dataset(cache, loading.run_flags(run).time_steps, "train",
+                                           _SEED.value, 8)
+        masses, shares = [], []
+        for index, (features, _) in enumerate(clips.take(_BATCHES.value)):
+            written = augment.corrupt_writes(features[key], _PROBABILITY.value,
+                                             tf.constant([_SEED.value, index], tf.int64))
+            wrong = np.any(written.numpy() != features[key].numpy(), axis=(2, 3, 4))
+            outputs = model({**features, key: written}, training=False)
+            mass, share = wrong_read_share(outputs["read_weights"].numpy(),
+                                           outputs["write_weights"].numpy(), wrong)
+            masses.append(mass)
+            shares.append(share)
+        mass, share = np.concatenate(masses), np.concatenate(shares)
+        if not len(mass):
+            print(f"{run}: no step held right and wrong slots together; raise --probability")
+            continue
+        ratios.append(mass.mean() / share.mean())
+        print(f"{run}: {len(mass)} steps with right and wrong slots; read mass on wrong slots "
+              f"{mass.mean():.3f} vs their share of the filled slots {share.mean():.3f}: "
+              f"ratio {ratios[-1]:.2f}")
+    if ratios:
+        print(f"headline: read mass on wrong slots / their share = {ratios[0]:.2f} "
+              "(1 = the read ignores slot content)")
+
+
+if __name__ == "__main__":
+    cli.run(main, "read_selectivity", tool=True)
