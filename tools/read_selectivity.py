@@ -47,12 +47,12 @@ def main(argv):
         raise cli.UsageError(f"--feature_cache={_CACHE.value}: no train-split cache there")
     ratios = []
     for run in _RUNS.value:
-        model, _ = loading.load_model(run)
+        model, run_flag_values = loading.load_model(run)
         cfg = model.model_config
         if not cfg.use_memory:
             raise cli.UsageError(f"--runs: {run} has no memory (--nouse_memory)")
         key = cached_feature_key("exemplar", cache.layer)
-        clips = feature_cache.make_dataset(cache, loading.run_flags(run).time_steps, "train",
+        clips = feature_cache.make_dataset(cache, run_flag_values.time_steps, "train",
                                            _SEED.value, 8)
         masses, shares = [], []
         for index, (features, _) in enumerate(clips.take(_BATCHES.value)):
