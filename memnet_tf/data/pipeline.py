@@ -467,6 +467,7 @@ def make_dataset(data_cfg, model_cfg, split: str, seed: int | None = None,
             examples = examples.repeat(-(-batch_size // num_tracks))
     batches = examples.batch(batch_size, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE)
     if split == "train":
+        # Workers share `seed`: an offset per worker index keeps their corruptions independent.
         batches = augment.corrupt_batch_writes(batches, data_cfg.corrupt_write_prob,
                                                seed + 7919 * shard[0], "exemplar")
     return batches.prefetch(tf.data.AUTOTUNE)
