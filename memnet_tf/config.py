@@ -130,6 +130,8 @@ class DataConfig:
     # Probability that a training step t >= 1 writes another clip's exemplar (augment.corrupt_writes);
     # 0 = always the ground truth's, as the official code.
     corrupt_write_prob: float = 0.0
+    # Probability that it writes the same frame cut at a wrong box instead (augment.shifted_writes).
+    shifted_write_prob: float = 0.0
     # Context margin around the search crop in the stored patch: patch = search + 2 * 8.
     patch_margin: int = 8
     exemplar_stretch: float = 0.1
@@ -161,6 +163,8 @@ class DataConfig:
                              "anywhere in the track)")
         if not 0.0 <= self.corrupt_write_prob <= 1.0:
             raise ValueError(f"corrupt_write_prob={self.corrupt_write_prob} must be in [0, 1]")
+        if not 0.0 <= self.shifted_write_prob <= 1.0:
+            raise ValueError(f"shifted_write_prob={self.shifted_write_prob} must be in [0, 1]")
         if self.feature_cache_augmentations < 1:
             raise ValueError(f"feature_cache_augmentations={self.feature_cache_augmentations} "
                              "must be positive")

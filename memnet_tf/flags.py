@@ -75,6 +75,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                        "another clip of the batch (a write at a wrong box, as the tracker makes); "
                        "searches and labels are unchanged. 0 = always the true target's, as the "
                        "official code.", **fv)
+    flags.DEFINE_float("shifted_write_prob", d.shifted_write_prob,
+                       "Probability q that step t >= 1 of a training clip writes its own frame cut "
+                       "at a wrong box (>= 32 px off the target: the tracker drifting onto "
+                       "background or a neighbour); searches and labels are unchanged. 0 = always "
+                       "the true target's, as the official code.", **fv)
     flags.DEFINE_float("exemplar_stretch", d.exemplar_stretch, "Exemplar stretch augmentation.",
                        **fv)
     flags.DEFINE_float("exemplar_shift", d.exemplar_shift, "Exemplar shift augmentation (px).",

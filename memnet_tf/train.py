@@ -104,7 +104,9 @@ def cached_datasets(model_cfg, data_cfg, train_cfg):
         return feature_cache.make_dataset(caches["train"], data_cfg.time_steps, "train",
                                           train_cfg.seed + start_step, data_cfg.batch_size,
                                           max_frame_gap=data_cfg.max_frame_gap,
-                                          corrupt_write_prob=data_cfg.corrupt_write_prob)
+                                          corrupt_write_prob=data_cfg.corrupt_write_prob,
+                                          shifted_write_prob=data_cfg.shifted_write_prob,
+                                          exemplar_pixels=model_cfg.exemplar_size)
 
     def val_dataset():
         return feature_cache.make_dataset(

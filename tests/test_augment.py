@@ -143,6 +143,101 @@ def test_corrupted_writes_all_or_none_and_reproducible():
                                   single.numpy())
 
 
+# ---------------------------------------------------------------------------------------------
+# Writes cut at a wrong box of the same frame (--shifted_write_prob).
+
+
+def _window_positions(searches, written, original, cell, h):
+    """For each (b, t): None if step t kept its exemplar, else the (y, x) grid position of the
+    window of search t - 1 it holds (exact match; exactly one must match)."""
+    batch, steps = original.shape[:2]
+    positions = (searches.shape[2] - h) // cell + 1
+    found = np.full((batch, steps), None, dtype=object)
+    for b in range(batch):
+        for t in range(steps):
+            if np.array_equal(written[b, t], original[b, t]):
+                continue
+            assert t > 0, (b, t)
+            matches = [(y, x) for y in range(positions) for x in range(positions)
+                       if np.array_equal(written[b, t], searches[b, t - 1, cell * y:cell * y + h,
+                                                                  cell * x:cell * x + h])]
+            assert len(matches) == 1, (b, t, matches)
+            found[b, t] = matches[0]
+    return found
+
+
+def test_shifted_writes_are_windows_of_the_previous_search_far_from_the_target():
+    rng = np.random.default_rng(7)
+    batch, steps, h, big, cell, stride = 6, 30, 3, 11, 1, 8  # 9 x 9 window positions
+    exemplars = rng.normal(size=(batch, steps, h, h, 2)).astype(np.float32)
+    searches = rng.normal(size=(batch, steps, big, big, 2)).astype(np.float32)
+    # Target centres anywhere on the grid (in pixels: window k covers 8k .. 8k + 126).
+    centre = 63.0 + stride * rng.uniform(0, 8, size=(batch, steps, 2))
+    boxes = np.concatenate([centre - 20.0, centre + 20.0], -1).astype(np.float32)
+    out = augment.shifted_writes(tf.constant(exemplars), tf.constant(searches),
+                                 tf.constant(boxes), 0.4, tf.constant([3, 4]), cell,
+                                 stride=stride, exemplar_pixels=127).numpy()
+    found = _window_positions(searches, out, exemplars, cell, h)
+    replaced = np.array([[position is not None for position in row] for row in found])
+    assert not replaced[:, 0].any()
+    # 174 Bernoulli(0.4) draws: within 5 standard deviations (0.037) of q.
+    assert abs(replaced[:, 1:].mean() - 0.4) < 0.19, replaced.mean()
+    # Each window is >= 32 px (4 positions) from the target of the frame it was cut from, in
+    # x or in y.
+    distances = []
+    for b, t in zip(*np.nonzero(replaced)):
+        target = (centre[b, t - 1] - 63.0) / stride  # (x, y) in positions
+        y, x = found[b, t]
+        distances.append(max(abs(x - target[0]), abs(y - target[1])))
+    assert min(distances) >= 4.0 and max(distances) > 6.0, distances
+    # Many different windows occur (uniform over the allowed positions, not a fixed offset).
+    assert len({found[b, t] for b, t in zip(*np.nonzero(replaced))}) > 20
+
+
+def test_shifted_writes_all_none_reproducible_and_image_cells():
+    rng = np.random.default_rng(8)
+    # Image crops, kept small: 4 elements per 8-px stride (cell = 4), 5 window positions per axis.
+    h, big, cell = 8, 24, 4
+    exemplars = tf.constant(rng.normal(size=(3, 5, h, h, 1)), tf.float32)
+    searches = rng.normal(size=(3, 5, big, big, 1)).astype(np.float32)
+    # Target centre 63 px: window (0, 0); only windows at x = 4 or y = 4 are 4 positions off.
+    boxes = tf.constant(np.tile([[43.0, 43.0, 83.0, 83.0]], (3, 5, 1)), tf.float32)
+    seed = tf.constant([1, 2])
+
+    def shift(probability, seed=seed):
+        return augment.shifted_writes(exemplars, tf.constant(searches), boxes, probability,
+                                      seed, cell, stride=8, exemplar_pixels=127)
+
+    assert shift(0.0) is exemplars
+    every = _window_positions(searches, shift(1.0).numpy(), exemplars.numpy(), cell, h)
+    assert all(position is not None for position in every[:, 1:].ravel())
+    assert all(max(position) == 4 for position in every[:, 1:].ravel())
+    assert len(set(every[:, 1:].ravel())) > 3
+    np.testing.assert_array_equal(shift(0.5).numpy(), shift(0.5).numpy())
+    assert any(not np.array_equal(shift(0.5).numpy(), shift(0.5, tf.constant([1, k])).numpy())
+               for k in range(3, 8))
+
+
+def test_shifted_writes_keep_the_exemplar_when_no_window_is_far_enough():
+    # 3 x 3 positions, target in the middle: nothing is 4 positions away.
+    exemplars = tf.constant(np.random.default_rng(9).normal(size=(2, 3, 2, 2, 1)), tf.float32)
+    searches = tf.constant(np.random.default_rng(10).normal(size=(2, 3, 4, 4, 1)), tf.float32)
+    boxes = tf.constant(np.tile([[51.0, 51.0, 91.0, 91.0]], (2, 3, 1)), tf.float32)
+    out = augment.shifted_writes(exemplars, searches, boxes, 1.0, tf.constant([0, 1]), 1)
+    np.testing.assert_array_equal(out.numpy(), exemplars.numpy())
+
+
+@pytest.mark.parametrize("probability", [-0.1, 1.5])
+def test_shifted_write_probability_outside_0_1_is_refused(probability):
+    from memnet_tf.config import DataConfig
+
+    with pytest.raises(ValueError, match="shifted_write_prob"):
+        augment.shifted_writes(tf.zeros([1, 2, 1, 1, 1]), tf.zeros([1, 2, 3, 3, 1]),
+                               tf.zeros([1, 2, 4]), probability, tf.constant([0, 0]), 1)
+    with pytest.raises(ValueError, match="shifted_write_prob"):
+        DataConfig(shifted_write_prob=probability)
+
+
 @pytest.mark.parametrize("probability", [-0.1, 1.5])
 def test_corrupt_write_probability_outside_0_1_is_refused(probability):
     from memnet_tf.config import DataConfig

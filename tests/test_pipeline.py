@@ -76,6 +76,45 @@ def test_corrupted_writes_reach_the_train_exemplars_only():
                           _batches(pipeline.make_dataset(data_cfg, model_cfg, "val"), 1))
 
 
+def test_shifted_writes_are_crops_of_the_previous_search_at_wrong_boxes_in_train_only():
+    data_cfg, model_cfg = tiny_configs(T, B)
+    shifted_cfg = dataclasses.replace(data_cfg, shifted_write_prob=1.0)
+    (clean, clean_targets), = _batches(pipeline.make_dataset(data_cfg, model_cfg, "train",
+                                                             seed=3), 1)
+    (features, targets), = _batches(pipeline.make_dataset(shifted_cfg, model_cfg, "train",
+                                                          seed=3), 1)
+    _assert_equal_batches((clean["search"], clean_targets), (features["search"], targets))
+    np.testing.assert_array_equal(features["exemplar"][:, 0], clean["exemplar"][:, 0])
+    for b in range(B):
+        for t in range(1, T):
+            # The 127-px crop of frame f_t's search crop (step t - 1) at an 8-px grid position
+            # >= 4 positions (32 px) from the target's.
+            centre = (targets["search_box"][b, t - 1, :2] + targets["search_box"][b, t - 1, 2:]) / 2
+            target = (centre - (E - 1) / 2) / 8
+            match = [(y, x) for y in range(17) for x in range(17) if np.array_equal(
+                features["exemplar"][b, t], features["search"][b, t - 1, 8 * y:8 * y + E,
+                                                               8 * x:8 * x + E])]
+            assert len(match) == 1, (b, t)
+            y, x = match[0]
+            assert max(abs(x - target[0]), abs(y - target[1])) >= 4, (b, t, match, target)
+    _assert_equal_batches(_batches(pipeline.make_dataset(shifted_cfg, model_cfg, "val"), 1),
+                          _batches(pipeline.make_dataset(data_cfg, model_cfg, "val"), 1))
+
+
+def test_a_window_of_search_features_is_the_features_of_that_pixel_window():
+    """Why `shifted_writes` may cut wrong exemplars from cached search features: the backbone has
+    no padding, so cell k of its search features sees exactly the pixels 8k .. 8k + 126."""
+    from memnet_tf.models.backbone import build_backbone
+
+    backbone = build_backbone(dataclasses.replace(ModelConfig(), width_multiplier=0.25))
+    search = tf.random.stateless_uniform([1, S, S, 3], seed=[4, 2])
+    features = backbone(search, training=False).numpy()
+    assert features.shape[1:3] == (22, 22)
+    for y, x in [(0, 0), (3, 11), (16, 16)]:
+        window = backbone(search[:, 8 * y:8 * y + E, 8 * x:8 * x + E], training=False).numpy()
+        np.testing.assert_allclose(window, features[:, y:y + 6, x:x + 6], rtol=1e-4, atol=1e-5)
+
+
 def test_make_example_pairs_frames_and_keeps_z0_clean():
     rng = np.random.default_rng(0)
     patches = rng.integers(0, 256, size=(T + 1, P, P, 3)).astype(np.uint8)

@@ -365,16 +365,19 @@ def test_training_on_cached_features_end_to_end(shards, tmp_path):
 
     assert "memory_panel/clip_1" in _events(model_dir / "validation")
     assert "gates/control_gates" in _events(model_dir / "train")
-    probe = subprocess.run([sys.executable, "tools/read_selectivity.py", f"--runs={model_dir}",
-                            f"--feature_cache={tmp_path / 'cache'}", "--batches=1"],
-                           cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
-    assert probe.returncode == 0, probe.stderr[-2000:]
-    assert probe.stdout.splitlines()[-1].startswith("headline: read mass on wrong slots / their "
-                                                    "share = "), probe.stdout
+    for wrong_writes in ("other_clip", "shifted"):
+        probe = subprocess.run([sys.executable, "tools/read_selectivity.py", f"--runs={model_dir}",
+                                f"--feature_cache={tmp_path / 'cache'}", "--batches=1",
+                                f"--wrong_writes={wrong_writes}"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
+        assert probe.returncode == 0, probe.stderr[-2000:]
+        assert probe.stdout.splitlines()[-1].startswith(
+            f"headline: read mass on wrong slots ({wrong_writes}) / their share = "), probe.stdout
     conv5 = subprocess.run(common + [f"--model_dir={tmp_path / 'conv5'}",
                                      f"--init_backbone={backbone}", "--train_steps=2",
                                      "--nofreeze_backbone", "--frozen_backbone_layers=4",
-                                     "--backbone_learning_rate_scale=0.1"],
+                                     "--backbone_learning_rate_scale=0.1",
+                                     "--shifted_write_prob=0.5"],
                            cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert conv5.returncode == 0, conv5.stderr[-2000:]
     assert "feature cache (conv4, train): 2 tracks, 26 frames x 2 augmentations" in conv5.stdout
@@ -513,6 +516,39 @@ def test_corrupted_writes_change_only_the_train_exemplars_after_step_0(shards):
     (val_clean, _), = first_batches("val", 0.0)[:1]
     (val_corrupted, _), = first_batches("val", 1.0)[:1]
     np.testing.assert_array_equal(val_corrupted[key], val_clean[key])
+
+
+def test_shifted_writes_are_windows_of_the_cached_search_features_in_train_only(shards):
+    from memnet_tf.data import feature_cache
+
+    _, _, _, cache = _cache(shards)
+
+    def first_batches(split, probability):
+        data = feature_cache.make_dataset(cache, 3, split, 11, 4, num_val_clips=4,
+                                          shifted_write_prob=probability)
+        return [batch for batch, _ in zip(data.as_numpy_iterator(), range(2))]
+
+    for clean, shifted in zip(first_batches("train", 0.0), first_batches("train", 1.0)):
+        (clean_features, clean_targets), (features, targets) = clean, shifted
+        np.testing.assert_array_equal(features["search_features"],
+                                      clean_features["search_features"])
+        for name in clean_targets:
+            np.testing.assert_array_equal(targets[name], clean_targets[name])
+        written, searches = features["exemplar_features"], features["search_features"]
+        np.testing.assert_array_equal(written[:, 0], clean_features["exemplar_features"][:, 0])
+        h, positions = written.shape[2], searches.shape[2] - written.shape[2] + 1
+        for b in range(4):
+            for t in (1, 2):
+                box = targets["search_box"][b, t - 1]
+                target = ((box[:2] + box[2:]) / 2 - 63) / 8
+                match = [(y, x) for y in range(positions) for x in range(positions)
+                         if np.array_equal(written[b, t], searches[b, t - 1, y:y + h, x:x + h])]
+                assert len(match) == 1, (b, t)
+                y, x = match[0]
+                assert max(abs(x - target[0]), abs(y - target[1])) >= 4
+    (val_clean, _), = first_batches("val", 0.0)[:1]
+    (val_shifted, _), = first_batches("val", 1.0)[:1]
+    np.testing.assert_array_equal(val_shifted["exemplar_features"], val_clean["exemplar_features"])
 
 
 def test_wrong_read_share_follows_the_written_slots():

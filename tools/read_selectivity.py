@@ -4,8 +4,10 @@ r"""Does a trained memory read avoid slots that hold the wrong object?
         --feature_cache=runs/aerial_data/features [--probability=0.3] [--batches=6]
 
 Training clips of the cached train split are run through each MemTrack run with their written
-exemplars corrupted as `--corrupt_write_prob` does (`augment.corrupt_writes`: another clip's
-exemplar, probability q, the same corruption for every run). The slot each step writes is the
+exemplars corrupted, with probability q and the same corruption for every run, as
+`--corrupt_write_prob` does (`--wrong_writes=other_clip`, `augment.corrupt_writes`: another clip's
+exemplar) or as `--shifted_write_prob` does (`--wrong_writes=shifted`, `augment.shifted_writes`:
+the same frame cut >= 32 px off the target). The slot each step writes is the
 argmax of the previous step's write weights (the controller allocates or overwrites one slot at a
 time in practice), so after step t every filled slot is known to hold a right or a wrong exemplar.
 For every step with both kinds in the memory the read's mass on the wrong slots is compared with
@@ -27,6 +29,9 @@ _CACHE = flags.DEFINE_string("feature_cache", None, "The runs' feature cache fol
                              "split).")
 _PROBABILITY = flags.DEFINE_float("probability", 0.3, "Probability q of a wrong write.",
                                   lower_bound=0.0, upper_bound=1.0)
+_WRONG_WRITES = flags.DEFINE_enum("wrong_writes", "other_clip", ["other_clip", "shifted"],
+                                  "What a wrong write holds: another clip's exemplar, or the "
+                                  "same frame cut at a wrong box.")
 _BATCHES = flags.DEFINE_integer("batches", 6, "Batches of training clips.", lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 99, "Clip and corruption seed.")
 
@@ -55,9 +60,15 @@ def main(argv):
         clips = feature_cache.make_dataset(cache, run_flag_values.time_steps, "train",
                                            _SEED.value, 8)
         masses, shares = [], []
-        for index, (features, _) in enumerate(clips.take(_BATCHES.value)):
-            written = augment.corrupt_writes(features[key], _PROBABILITY.value,
-                                             tf.constant([_SEED.value, index], tf.int64))
+        for index, (features, targets) in enumerate(clips.take(_BATCHES.value)):
+            seed = tf.constant([_SEED.value, index], tf.int64)
+            if _WRONG_WRITES.value == "shifted":
+                written = augment.shifted_writes(
+                    features[key], features[cached_feature_key("search", cache.layer)],
+                    targets["search_box"], _PROBABILITY.value, seed, cell=1,
+                    exemplar_pixels=cfg.exemplar_size)
+            else:
+                written = augment.corrupt_writes(features[key], _PROBABILITY.value, seed)
             wrong = np.any(written.numpy() != features[key].numpy(), axis=(2, 3, 4))
             outputs = model({**features, key: written}, training=False)
             mass, share = wrong_read_share(outputs["read_weights"].numpy(),
@@ -73,7 +84,8 @@ def main(argv):
               f"{mass.mean():.3f} vs their share of the filled slots {share.mean():.3f}: "
               f"ratio {ratios[-1]:.2f}")
     if ratios:
-        print(f"headline: read mass on wrong slots / their share = {ratios[0]:.2f} "
+        print(f"headline: read mass on wrong slots ({_WRONG_WRITES.value}) / their share = "
+              f"{ratios[0]:.2f} "
               "(1 = the read ignores slot content)")
 
 

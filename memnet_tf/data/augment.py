@@ -157,6 +157,76 @@ def corrupt_writes(exemplars: tf.Tensor, probability: float, seed: tf.Tensor) ->
     return tf.gather_nd(exemplars, index)
 
 
+# A written template this far from the target's (half the 64-px target of a 127-px exemplar with
+# its context) is centred off the object: a clearly wrong box, not box jitter.
+SHIFTED_WRITE_MIN_PIXELS = 32.0
+
+
+def shifted_writes(exemplars: tf.Tensor, searches: tf.Tensor, search_boxes: tf.Tensor,
+                   probability: float, seed: tf.Tensor, cell: int, stride: int = 8,
+                   exemplar_pixels: int = 127,
+                   min_shift_pixels: float = SHIFTED_WRITE_MIN_PIXELS) -> tf.Tensor:
+    """Replaces some written exemplars with a window of the same frame cut at a wrong box (drift).
+
+    The tracker's wrong writes are mostly of its own scene: the box slid onto background, a
+    neighbour or an occluder. The search crop of step t - 1 is frame f_t, the frame whose exemplar
+    step t writes, at the exemplar's scale, so a window of it at offset k * stride pixels (k on the
+    grid of window positions) is the exemplar a box k * stride pixels off would have cut; on a
+    backbone without padding, the window of the search *features* at cell k is exactly that
+    exemplar's features. With `probability` q, step t >= 1 writes such a window whose position
+    is at least `min_shift_pixels` from the target's (Chebyshev, in each axis' grid units),
+    uniform over the allowed positions; step 0 (z_0 and T_0), the searches and the labels are
+    untouched.
+
+    Args:
+        exemplars: `[B, T, h, h, C]` exemplar crops or features.
+        searches: `[B, T, H, H, C]` search crops or features of the same clips.
+        search_boxes: float32 `[B, T, 4]` target `[x1, y1, x2, y2]` in search-crop pixels.
+        probability: q in [0, 1]; 0 returns `exemplars` unchanged.
+        seed: int `[2]` stateless seed (one per batch).
+        cell: elements of `searches` per stride pixels: 1 for features, `stride` for image crops.
+        stride: pixels between window positions (the backbone's total stride).
+        exemplar_pixels: the exemplar crop's size in pixels (127).
+        min_shift_pixels: how far from the target's window a wrong window is at least.
+
+    Returns:
+        `exemplars` with the chosen (b, t) entries replaced, same shape and dtype.
+    """
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"shifted_write_prob={probability} must be in [0, 1]")
+    if probability == 0.0:
+        return exemplars
+    h, big = int(exemplars.shape[2]), int(searches.shape[2])
+    if (big - h) % cell:
+        raise ValueError(f"search size {big} - exemplar size {h} is not a multiple of cell={cell}")
+    positions = (big - h) // cell + 1
+    shape = tf.shape(exemplars)
+    batch, steps = shape[0], shape[1]
+    # Step t's wrong exemplar comes from search t - 1 (frame f_t); step 0 is never replaced.
+    previous = tf.concat([searches[:, :1], searches[:, :-1]], axis=1)
+    previous_box = tf.concat([search_boxes[:, :1], search_boxes[:, :-1]], axis=1)
+    centre = (previous_box[..., :2] + previous_box[..., 2:]) / 2.0  # [B, T, (x, y)]
+    target = (centre - (exemplar_pixels - 1) / 2.0) / stride  # the target's window, in positions
+    grid = tf.cast(tf.range(positions), tf.float32)
+    min_shift = min_shift_pixels / stride
+    far_x = tf.abs(grid - target[..., 0:1]) >= min_shift  # [B, T, P]
+    far_y = tf.abs(grid - target[..., 1:2]) >= min_shift
+    # Allowed (y, x): far in x or far in y (Chebyshev distance >= min_shift).
+    allowed = far_y[..., :, None] | far_x[..., None, :]  # [B, T, P, P]
+    logits = tf.where(tf.reshape(allowed, [-1, positions * positions]), 0.0, -1e9)
+    draw_seed, choice_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    choice = tf.reshape(tf.random.stateless_categorical(logits, 1, seed=choice_seed,
+                                                        dtype=tf.int32), [batch, steps])
+    rows = cell * (choice // positions)[..., None] + tf.range(h)  # [B, T, h]
+    cols = cell * (choice % positions)[..., None] + tf.range(h)
+    windows = tf.gather(tf.gather(previous, rows, axis=2, batch_dims=2), cols, axis=3,
+                        batch_dims=2)
+    replace = ((tf.random.stateless_uniform([batch, steps], seed=draw_seed) < probability)
+               & (tf.range(steps)[None, :] > 0)
+               & tf.reduce_any(allowed, axis=[2, 3]))
+    return tf.where(replace[:, :, None, None, None], tf.cast(windows, exemplars.dtype), exemplars)
+
+
 def corrupt_batch_writes(dataset: tf.data.Dataset, probability: float, seed: int,
                          key: str) -> tf.data.Dataset:
     """`corrupt_writes` on `features[key]` of every (features, targets) batch of `dataset`.
@@ -166,13 +236,31 @@ def corrupt_batch_writes(dataset: tf.data.Dataset, probability: float, seed: int
     """
     if probability == 0.0:
         return dataset
+    return _map_batch_exemplars(dataset, seed, key, lambda features, targets, batch_seed:
+                                corrupt_writes(features[key], probability, batch_seed))
 
-    def corrupt(index, batch):
+
+def shift_batch_writes(dataset: tf.data.Dataset, probability: float, seed: int, key: str,
+                       search_key: str, cell: int, stride: int = 8,
+                       exemplar_pixels: int = 127) -> tf.data.Dataset:
+    """`shifted_writes` on `features[key]` of every batch (windows of `features[search_key]` at
+    wrong boxes; `targets["search_box"]` says where the target is); seeded per batch as
+    `corrupt_batch_writes`. q = 0 returns `dataset` itself."""
+    if probability == 0.0:
+        return dataset
+    return _map_batch_exemplars(dataset, seed, key, lambda features, targets, batch_seed:
+                                shifted_writes(features[key], features[search_key],
+                                               targets["search_box"], probability, batch_seed,
+                                               cell, stride, exemplar_pixels))
+
+
+def _map_batch_exemplars(dataset: tf.data.Dataset, seed: int, key: str, rewrite):
+    """Replaces `features[key]` of batch i by `rewrite(features, targets, seed (seed, i))`."""
+
+    def apply(index, batch):
         features, targets = batch
         features = dict(features)
-        features[key] = corrupt_writes(
-            features[key], probability,
-            tf.stack([tf.constant(seed, tf.int64), index]))
+        features[key] = rewrite(features, targets, tf.stack([tf.constant(seed, tf.int64), index]))
         return features, targets
 
-    return dataset.enumerate().map(corrupt, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.enumerate().map(apply, num_parallel_calls=tf.data.AUTOTUNE)

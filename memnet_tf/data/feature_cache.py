@@ -34,6 +34,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from memnet_tf.config import TOTAL_STRIDE
 from memnet_tf.data import augment, labels, sampling, tfrecord
 # The clip generator of the live pipeline: cached clips draw frames exactly as live ones do.
 from memnet_tf.data.pipeline import _rng
@@ -336,7 +337,8 @@ def gather_clip(cache: FeatureCache, rows: np.ndarray, augmentation: np.ndarray)
 
 def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, batch_size: int,
                  num_val_clips: int = 0, max_frame_gap: int = 0,
-                 corrupt_write_prob: float = 0.0) -> tf.data.Dataset:
+                 corrupt_write_prob: float = 0.0, shifted_write_prob: float = 0.0,
+                 exemplar_pixels: int = 127) -> tf.data.Dataset:
     """Batches of cached clips with the structure of `pipeline.make_dataset`, features replaced.
 
     Returns:
@@ -344,8 +346,10 @@ def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, ba
       "search_features": float32 `[B, T, H, H, C]`} (`exemplar_conv<L>` / `search_conv<L>` for
       a cache of layer L < 5); targets as `pipeline.make_dataset`. Train
       repeats forever, its written exemplars corrupted with probability `corrupt_write_prob`
-      (`augment.corrupt_writes`); val is `num_val_clips` fixed clips (at least one batch),
-      never corrupted.
+      (`augment.corrupt_writes`) or replaced by a window of the search features at a wrong box
+      with probability `shifted_write_prob` (`augment.shifted_writes`; `exemplar_pixels` is the
+      exemplar crop's size); val is `num_val_clips` fixed clips (at least one batch), never
+      corrupted.
     """
     h, c = cache.exemplar.shape[2], cache.exemplar.shape[-1]
     big, r = cache.search.shape[2], cache.label.shape[-1]
@@ -377,4 +381,8 @@ def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, ba
     if split == "train":
         batches = augment.corrupt_batch_writes(batches, corrupt_write_prob, seed,
                                                cached_feature_key("exemplar", cache.layer))
+        batches = augment.shift_batch_writes(
+            batches, shifted_write_prob, seed + 1, cached_feature_key("exemplar", cache.layer),
+            cached_feature_key("search", cache.layer), cell=1, stride=TOTAL_STRIDE,
+            exemplar_pixels=exemplar_pixels)
     return batches.prefetch(tf.data.AUTOTUNE)

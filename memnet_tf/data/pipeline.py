@@ -430,7 +430,8 @@ def make_dataset(data_cfg, model_cfg, split: str, seed: int | None = None,
         in [0, 1]; targets = {"label": float32 `[B, T, R, R]`, "weight": float32 `[B, T, R, R]`,
         "search_box": float32 `[B, T, 4]` (x1, y1, x2, y2 in search-crop pixels)}.
         Train batches have their written exemplars corrupted with probability
-        `data_cfg.corrupt_write_prob` (`augment.corrupt_writes`); val batches never.
+        `data_cfg.corrupt_write_prob` (`augment.corrupt_writes`) and cut at wrong boxes with
+        probability `data_cfg.shifted_write_prob` (`augment.shifted_writes`); val batches never.
 
     Raises:
         ValueError: an unknown split or source, or settings that cannot make a clip.
@@ -470,4 +471,8 @@ def make_dataset(data_cfg, model_cfg, split: str, seed: int | None = None,
         # Workers share `seed`: an offset per worker index keeps their corruptions independent.
         batches = augment.corrupt_batch_writes(batches, data_cfg.corrupt_write_prob,
                                                seed + 7919 * shard[0], "exemplar")
+        batches = augment.shift_batch_writes(batches, data_cfg.shifted_write_prob,
+                                             seed + 7919 * shard[0] + 1, "exemplar", "search",
+                                             cell=geometry.stride, stride=geometry.stride,
+                                             exemplar_pixels=geometry.exemplar_size)
     return batches.prefetch(tf.data.AUTOTUNE)
