@@ -237,6 +237,20 @@ class TestLocatePeak:
         # A constant map leaves the window alone: its first maximum, at (2, 2) for size 6.
         assert pp.locate_peak(np.ones((6, 6)), 0.15, pp.hann_window(6)) == (2, 2)
 
+    @pytest.mark.parametrize("gain, offset", [(3.7e-4, -2.5), (12.0, 40.0)])
+    def test_peak_ignores_a_positive_affine_response_head(self, gain, offset):
+        # At tracking time the BatchNorm response head is one map y = gain * x + offset (moving
+        # statistics, gain = gamma / sqrt(var + eps) > 0 when trained): up-sampling keeps
+        # constants and the min/sum normalisation removes gain and offset, so the head cannot
+        # move (or hide a move of) the peak within a scale.
+        rng = np.random.default_rng(RNG_SEED)
+        window = pp.hann_window(U)
+        for _ in range(5):
+            raw = rng.normal(size=(1, R, R))
+            peak = pp.locate_peak(pp.upsample_responses(raw, FACTOR)[0], 0.15, window)
+            headed = pp.upsample_responses(gain * raw + offset, FACTOR)[0]
+            assert pp.locate_peak(headed, 0.15, window) == peak
+
     def test_rejects_bad_input(self):
         with pytest.raises(ValueError, match="same 2-D shape"):
             pp.locate_peak(np.zeros((4, 4)), 0.1, np.zeros((5, 5)))
