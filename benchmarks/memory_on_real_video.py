@@ -221,9 +221,18 @@ def spread(values) -> float:
 
 
 def twin_pairs(variants: dict) -> list[tuple[str, str]]:
-    """(full, twin) variant pairs: `memtrack<suffix>` with `no_memory<suffix>`, plain pair first."""
-    pairs = [(name, TWIN + name[len(FULL):]) for name in variants
-             if name.startswith(FULL) and TWIN + name[len(FULL):] in variants]
+    """(full, twin) variant pairs, plain pair first: `memtrack<suffix>` with `no_memory<suffix>`,
+    or with the plain `no_memory` when that recipe has no twin of its own (a recipe that changes
+    only the memory's training, which the twin never reads)."""
+    pairs = []
+    for name in variants:
+        if not name.startswith(FULL):
+            continue
+        own_twin = TWIN + name[len(FULL):]
+        if own_twin in variants:
+            pairs.append((name, own_twin))
+        elif TWIN in variants:
+            pairs.append((name, TWIN))
     return sorted(pairs, key=lambda pair: (pair[0] != FULL, pair[0]))
 
 
@@ -237,9 +246,11 @@ def pair_line(variants: dict, full_name: str, twin_name: str, prefix: str) -> st
         return (f"{prefix}: no seed has both '{full_name}' and '{twin_name}' runs: nothing to "
                 "compare")
     deltas = [full[s][0] - twin[s][0] for s in seeds]
-    suffix = full_name[len(FULL):]
-    recipe = f" ({suffix.lstrip('_')})" if suffix else ""
-    return (f"{prefix}: MemTrack - no-memory twin{recipe} = {np.mean(deltas):+.3f} mean AUC "
+    recipe = full_name[len(FULL):].lstrip("_")
+    if recipe and twin_name == TWIN:
+        recipe += f"; twin: {TWIN}"
+    label = f" ({recipe})" if recipe else ""
+    return (f"{prefix}: MemTrack - no-memory twin{label} = {np.mean(deltas):+.3f} mean AUC "
             f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''}, spread +-{spread(deltas):.3f})")
 
 

@@ -420,6 +420,11 @@ def test_headline_pairs_seeds_and_reports_their_spread(tmp_path):
         line]
     only = bench.headline({"memtrack_conv5": {0: (0.7, 0.7)}, "no_memory_conv5": {0: (0.6, 0.6)}})
     assert only[-1].startswith("headline: MemTrack - no-memory twin (conv5) = +0.100")
+    # A recipe without a twin of its own is paired with the plain twin, and says so.
+    borrowed = bench.headline({"memtrack_sw03": {0: (0.7, 0.7), 1: (0.5, 0.5)},
+                               "no_memory": {0: (0.6, 0.6), 1: (0.6, 0.6)}})
+    assert borrowed == ["headline: MemTrack - no-memory twin (sw03; twin: no_memory) = +0.000 "
+                        "mean AUC (2 seeds, spread +-0.141)"]
     for row in rows:
         row.update(dataset="d", frames=3, fps=12.345, gates="-", r="-", **{"|rT|/|T0|": "-",
                                                                           "max w_r": "-"})
