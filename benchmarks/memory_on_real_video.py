@@ -36,6 +36,7 @@ import os
 import re
 import sys
 import tempfile
+import textwrap
 
 from _machine import cpu_model, import_tensorflow
 from siamfc_otb_mini import _num_cpus, _shared_dir, import_fdsiamfc30, load_sequences
@@ -312,7 +313,8 @@ def plot_variants(rows: list[dict], path: str, title: str) -> None:
     low = min(a for v in variants.values() for a, _ in v.values())
     ax.set_ylim(max(0.0, low - 0.05), None)
     ax.set_ylabel("mean success AUC")
-    ax.set_title(title, fontsize=9)
+    # Wrapped to the figure's width: with two or three variants a one-line title is cut off.
+    ax.set_title(textwrap.fill(title, width=int(12 * fig.get_figwidth())), fontsize=9)
     fig.tight_layout()
     fig.savefig(path + ".tmp.png", dpi=120)
     plt.close(fig)
