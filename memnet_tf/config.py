@@ -132,6 +132,8 @@ class DataConfig:
     corrupt_write_prob: float = 0.0
     # Probability that it writes the same frame cut at a wrong box instead (augment.shifted_writes).
     shifted_write_prob: float = 0.0
+    # 0: those wrong writes are drawn per step; K > 0: per clip, as a run of K consecutive steps.
+    shifted_write_burst: int = 0
     # Context margin around the search crop in the stored patch: patch = search + 2 * 8.
     patch_margin: int = 8
     exemplar_stretch: float = 0.1
@@ -165,6 +167,8 @@ class DataConfig:
             raise ValueError(f"corrupt_write_prob={self.corrupt_write_prob} must be in [0, 1]")
         if not 0.0 <= self.shifted_write_prob <= 1.0:
             raise ValueError(f"shifted_write_prob={self.shifted_write_prob} must be in [0, 1]")
+        if self.shifted_write_burst < 0:
+            raise ValueError(f"shifted_write_burst={self.shifted_write_burst} must be >= 0")
         if self.feature_cache_augmentations < 1:
             raise ValueError(f"feature_cache_augmentations={self.feature_cache_augmentations} "
                              "must be positive")

@@ -80,6 +80,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                        "at a wrong box (>= 32 px off the target: the tracker drifting onto "
                        "background or a neighbour); searches and labels are unchanged. 0 = always "
                        "the true target's, as the official code.", **fv)
+    flags.DEFINE_integer("shifted_write_burst", d.shifted_write_burst,
+                         "0: --shifted_write_prob draws each step's wrong write independently. "
+                         "K > 0: it is the probability that a clip loses the target for K "
+                         "consecutive writes, as a tracker does through an occlusion (K >= "
+                         "--memory_size fills every slot with wrong writes).", **fv)
     flags.DEFINE_float("exemplar_stretch", d.exemplar_stretch, "Exemplar stretch augmentation.",
                        **fv)
     flags.DEFINE_float("exemplar_shift", d.exemplar_shift, "Exemplar shift augmentation (px).",

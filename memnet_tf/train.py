@@ -106,7 +106,8 @@ def cached_datasets(model_cfg, data_cfg, train_cfg):
                                           max_frame_gap=data_cfg.max_frame_gap,
                                           corrupt_write_prob=data_cfg.corrupt_write_prob,
                                           shifted_write_prob=data_cfg.shifted_write_prob,
-                                          exemplar_pixels=model_cfg.exemplar_size)
+                                          exemplar_pixels=model_cfg.exemplar_size,
+                                          shifted_write_burst=data_cfg.shifted_write_burst)
 
     def val_dataset():
         return feature_cache.make_dataset(

@@ -246,3 +246,40 @@ def test_corrupt_write_probability_outside_0_1_is_refused(probability):
         augment.corrupt_writes(tf.zeros([2, 3, 1]), probability, tf.constant([0, 0]))
     with pytest.raises(ValueError, match="corrupt_write_prob"):
         DataConfig(corrupt_write_prob=probability)
+
+
+@pytest.mark.parametrize("burst, steps", [(3, 10), (8, 16), (20, 6)])
+def test_shifted_write_bursts_are_runs_of_k_steps_in_a_fraction_q_of_clips(burst, steps):
+    rng = np.random.default_rng(11)
+    batch, h, big = 200, 2, 10  # 9 x 9 window positions
+    exemplars = rng.normal(size=(batch, steps, h, h, 1)).astype(np.float32)
+    searches = rng.normal(size=(batch, steps, big, big, 1)).astype(np.float32)
+    boxes = np.tile([[43.0, 43.0, 83.0, 83.0]], (batch, steps, 1)).astype(np.float32)  # window 0
+    out = augment.shifted_writes(tf.constant(exemplars), tf.constant(searches),
+                                 tf.constant(boxes), 0.3, tf.constant([5, 6]), 1,
+                                 burst=burst).numpy()
+    found = _window_positions(searches, out, exemplars, 1, h)
+    replaced = np.array([[position is not None for position in row] for row in found])
+    length = min(burst, steps - 1)
+    starts = []
+    for row in replaced[replaced.any(axis=1)]:
+        run = np.flatnonzero(row)
+        assert len(run) == length and np.all(np.diff(run) == 1), run  # one run of K steps
+        starts.append(run[0])
+    # 200 Bernoulli(0.3) clips: within 5 standard deviations (0.16) of q.
+    assert abs(len(starts) / batch - 0.3) < 0.16, len(starts)
+    assert min(starts) >= 1 and max(starts) <= steps - length
+    if steps - length > 1:
+        assert len(set(starts)) > 1  # the run's start is drawn, not fixed
+    # Every burst write is still a window far from the target.
+    assert all(max(found[b, t]) >= 4 for b, t in zip(*np.nonzero(replaced)))
+
+
+def test_negative_shifted_write_burst_is_refused():
+    from memnet_tf.config import DataConfig
+
+    with pytest.raises(ValueError, match="shifted_write_burst"):
+        augment.shifted_writes(tf.zeros([1, 2, 1, 1, 1]), tf.zeros([1, 2, 3, 3, 1]),
+                               tf.zeros([1, 2, 4]), 0.5, tf.constant([0, 0]), 1, burst=-1)
+    with pytest.raises(ValueError, match="shifted_write_burst"):
+        DataConfig(shifted_write_burst=-2)

@@ -99,6 +99,11 @@ def test_shifted_writes_are_crops_of_the_previous_search_at_wrong_boxes_in_train
             assert max(abs(x - target[0]), abs(y - target[1])) >= 4, (b, t, match, target)
     _assert_equal_batches(_batches(pipeline.make_dataset(shifted_cfg, model_cfg, "val"), 1),
                           _batches(pipeline.make_dataset(data_cfg, model_cfg, "val"), 1))
+    # --shifted_write_burst reaches the image pipeline: q = 1, K = 1 changes one step per clip.
+    burst_cfg = dataclasses.replace(shifted_cfg, shifted_write_burst=1)
+    (bursts, _), = _batches(pipeline.make_dataset(burst_cfg, model_cfg, "train", seed=3), 1)
+    changed = np.any(bursts["exemplar"] != clean["exemplar"], axis=(2, 3, 4))
+    assert not changed[:, 0].any() and (changed.sum(axis=1) == 1).all(), changed
 
 
 def test_a_window_of_search_features_is_the_features_of_that_pixel_window():

@@ -554,6 +554,14 @@ def test_shifted_writes_are_windows_of_the_cached_search_features_in_train_only(
     (val_clean, _), = first_batches("val", 0.0)[:1]
     (val_shifted, _), = first_batches("val", 1.0)[:1]
     np.testing.assert_array_equal(val_shifted["exemplar_features"], val_clean["exemplar_features"])
+    # --shifted_write_burst reaches the cached pipeline: q = 1, K = 1 changes one step per clip.
+    bursts = feature_cache.make_dataset(cache, 3, "train", 11, 4, shifted_write_prob=1.0,
+                                        shifted_write_burst=1)
+    (burst_features, _), = [batch for batch, _ in zip(bursts.as_numpy_iterator(), range(1))]
+    (clean_features, _), = first_batches("train", 0.0)[:1]
+    changed = np.any(burst_features["exemplar_features"] != clean_features["exemplar_features"],
+                     axis=(2, 3, 4))
+    assert not changed[:, 0].any() and (changed.sum(axis=1) == 1).all(), changed
 
 
 def test_wrong_read_share_follows_the_written_slots():

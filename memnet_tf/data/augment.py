@@ -165,7 +165,8 @@ SHIFTED_WRITE_MIN_PIXELS = 32.0
 def shifted_writes(exemplars: tf.Tensor, searches: tf.Tensor, search_boxes: tf.Tensor,
                    probability: float, seed: tf.Tensor, cell: int, stride: int = 8,
                    exemplar_pixels: int = 127,
-                   min_shift_pixels: float = SHIFTED_WRITE_MIN_PIXELS) -> tf.Tensor:
+                   min_shift_pixels: float = SHIFTED_WRITE_MIN_PIXELS,
+                   burst: int = 0) -> tf.Tensor:
     """Replaces some written exemplars with a window of the same frame cut at a wrong box (drift).
 
     The tracker's wrong writes are mostly of its own scene: the box slid onto background, a
@@ -178,6 +179,12 @@ def shifted_writes(exemplars: tf.Tensor, searches: tf.Tensor, search_boxes: tf.T
     uniform over the allowed positions; step 0 (z_0 and T_0), the searches and the labels are
     untouched.
 
+    With `burst` K > 0 the wrong writes come as a tracker makes them through an occlusion: with
+    probability q a clip loses the target for K consecutive steps (min(K, T - 1); the first one
+    uniform over 1 .. T - K), every one of them written at a wrong box, and the rest of the clip
+    is written right. K >= the memory size fills every slot with wrong writes, which independent
+    draws almost never do.
+
     Args:
         exemplars: `[B, T, h, h, C]` exemplar crops or features.
         searches: `[B, T, H, H, C]` search crops or features of the same clips.
@@ -188,12 +195,15 @@ def shifted_writes(exemplars: tf.Tensor, searches: tf.Tensor, search_boxes: tf.T
         stride: pixels between window positions (the backbone's total stride).
         exemplar_pixels: the exemplar crop's size in pixels (127).
         min_shift_pixels: how far from the target's window a wrong window is at least.
+        burst: 0 = each step t >= 1 independently with probability q; K > 0 = runs of K steps.
 
     Returns:
         `exemplars` with the chosen (b, t) entries replaced, same shape and dtype.
     """
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"shifted_write_prob={probability} must be in [0, 1]")
+    if burst < 0:
+        raise ValueError(f"shifted_write_burst={burst} must be >= 0")
     if probability == 0.0:
         return exemplars
     h, big = int(exemplars.shape[2]), int(searches.shape[2])
@@ -221,9 +231,18 @@ def shifted_writes(exemplars: tf.Tensor, searches: tf.Tensor, search_boxes: tf.T
     cols = cell * (choice % positions)[..., None] + tf.range(h)
     windows = tf.gather(tf.gather(previous, rows, axis=2, batch_dims=2), cols, axis=3,
                         batch_dims=2)
-    replace = ((tf.random.stateless_uniform([batch, steps], seed=draw_seed) < probability)
-               & (tf.range(steps)[None, :] > 0)
-               & tf.reduce_any(allowed, axis=[2, 3]))
+    step = tf.range(steps)[None, :]
+    if burst:
+        length = tf.minimum(burst, steps - 1)
+        lost = tf.random.stateless_uniform([batch, 1], seed=draw_seed) < probability
+        start_seed = tf.random.experimental.stateless_fold_in(draw_seed, 1)
+        start = tf.random.stateless_uniform([batch, 1], seed=start_seed, minval=1,
+                                            maxval=steps - length + 1, dtype=tf.int32)
+        chosen = lost & (step >= start) & (step < start + length)
+    else:
+        chosen = ((tf.random.stateless_uniform([batch, steps], seed=draw_seed) < probability)
+                  & (step > 0))
+    replace = chosen & tf.reduce_any(allowed, axis=[2, 3])
     return tf.where(replace[:, :, None, None, None], tf.cast(windows, exemplars.dtype), exemplars)
 
 
@@ -242,7 +261,7 @@ def corrupt_batch_writes(dataset: tf.data.Dataset, probability: float, seed: int
 
 def shift_batch_writes(dataset: tf.data.Dataset, probability: float, seed: int, key: str,
                        search_key: str, cell: int, stride: int = 8,
-                       exemplar_pixels: int = 127) -> tf.data.Dataset:
+                       exemplar_pixels: int = 127, burst: int = 0) -> tf.data.Dataset:
     """`shifted_writes` on `features[key]` of every batch (windows of `features[search_key]` at
     wrong boxes; `targets["search_box"]` says where the target is); seeded per batch as
     `corrupt_batch_writes`. q = 0 returns `dataset` itself."""
@@ -251,7 +270,7 @@ def shift_batch_writes(dataset: tf.data.Dataset, probability: float, seed: int, 
     return _map_batch_exemplars(dataset, seed, key, lambda features, targets, batch_seed:
                                 shifted_writes(features[key], features[search_key],
                                                targets["search_box"], probability, batch_seed,
-                                               cell, stride, exemplar_pixels))
+                                               cell, stride, exemplar_pixels, burst=burst))
 
 
 def _map_batch_exemplars(dataset: tf.data.Dataset, seed: int, key: str, rewrite):

@@ -338,7 +338,7 @@ def gather_clip(cache: FeatureCache, rows: np.ndarray, augmentation: np.ndarray)
 def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, batch_size: int,
                  num_val_clips: int = 0, max_frame_gap: int = 0,
                  corrupt_write_prob: float = 0.0, shifted_write_prob: float = 0.0,
-                 exemplar_pixels: int = 127) -> tf.data.Dataset:
+                 exemplar_pixels: int = 127, shifted_write_burst: int = 0) -> tf.data.Dataset:
     """Batches of cached clips with the structure of `pipeline.make_dataset`, features replaced.
 
     Returns:
@@ -348,7 +348,7 @@ def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, ba
       repeats forever, its written exemplars corrupted with probability `corrupt_write_prob`
       (`augment.corrupt_writes`) or replaced by a window of the search features at a wrong box
       with probability `shifted_write_prob` (`augment.shifted_writes`; `exemplar_pixels` is the
-      exemplar crop's size); val is `num_val_clips` fixed clips (at least one batch), never
+      exemplar crop's size, `shifted_write_burst` its runs); val is `num_val_clips` fixed clips (at least one batch), never
       corrupted.
     """
     h, c = cache.exemplar.shape[2], cache.exemplar.shape[-1]
@@ -384,5 +384,5 @@ def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, ba
         batches = augment.shift_batch_writes(
             batches, shifted_write_prob, seed + 1, cached_feature_key("exemplar", cache.layer),
             cached_feature_key("search", cache.layer), cell=1, stride=TOTAL_STRIDE,
-            exemplar_pixels=exemplar_pixels)
+            exemplar_pixels=exemplar_pixels, burst=shifted_write_burst)
     return batches.prefetch(tf.data.AUTOTUNE)

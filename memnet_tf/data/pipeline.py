@@ -474,5 +474,6 @@ def make_dataset(data_cfg, model_cfg, split: str, seed: int | None = None,
         batches = augment.shift_batch_writes(batches, data_cfg.shifted_write_prob,
                                              seed + 7919 * shard[0] + 1, "exemplar", "search",
                                              cell=geometry.stride, stride=geometry.stride,
-                                             exemplar_pixels=geometry.exemplar_size)
+                                             exemplar_pixels=geometry.exemplar_size,
+                                             burst=data_cfg.shifted_write_burst)
     return batches.prefetch(tf.data.AUTOTUNE)
