@@ -61,30 +61,31 @@ def test_same_seed_same_batches_other_seed_other_batches():
     assert not np.allclose(first[0][0]["search"], other[0][0]["search"])
 
 
-def test_corrupted_writes_reach_the_train_exemplars_only():
+def _train_batch_with(**write_changes):
+    """The first train batch without and with `write_changes` to the DataConfig (same seed),
+    after checking that the change reaches only the written exemplars of steps >= 1: searches,
+    targets, step 0 and the val split are the clean ones. Returns (clean, changed, targets)."""
     data_cfg, model_cfg = tiny_configs(T, B)
-    corrupt_cfg = dataclasses.replace(data_cfg, corrupt_write_prob=1.0)
+    changed_cfg = dataclasses.replace(data_cfg, **write_changes)
     (clean, clean_targets), = _batches(pipeline.make_dataset(data_cfg, model_cfg, "train",
                                                              seed=3), 1)
-    (features, targets), = _batches(pipeline.make_dataset(corrupt_cfg, model_cfg, "train",
+    (features, targets), = _batches(pipeline.make_dataset(changed_cfg, model_cfg, "train",
                                                           seed=3), 1)
     _assert_equal_batches((clean["search"], clean_targets), (features["search"], targets))
     np.testing.assert_array_equal(features["exemplar"][:, 0], clean["exemplar"][:, 0])
+    _assert_equal_batches(_batches(pipeline.make_dataset(changed_cfg, model_cfg, "val"), 1),
+                          _batches(pipeline.make_dataset(data_cfg, model_cfg, "val"), 1))
+    return clean, features, targets
+
+
+def test_corrupted_writes_reach_the_train_exemplars_only():
+    clean, features, _ = _train_batch_with(corrupt_write_prob=1.0)
     # B = 2: with q = 1 each clip writes the other clip's exemplar from step 1 on.
     np.testing.assert_array_equal(features["exemplar"][:, 1:], clean["exemplar"][::-1, 1:])
-    _assert_equal_batches(_batches(pipeline.make_dataset(corrupt_cfg, model_cfg, "val"), 1),
-                          _batches(pipeline.make_dataset(data_cfg, model_cfg, "val"), 1))
 
 
 def test_shifted_writes_are_crops_of_the_previous_search_at_wrong_boxes_in_train_only():
-    data_cfg, model_cfg = tiny_configs(T, B)
-    shifted_cfg = dataclasses.replace(data_cfg, shifted_write_prob=1.0)
-    (clean, clean_targets), = _batches(pipeline.make_dataset(data_cfg, model_cfg, "train",
-                                                             seed=3), 1)
-    (features, targets), = _batches(pipeline.make_dataset(shifted_cfg, model_cfg, "train",
-                                                          seed=3), 1)
-    _assert_equal_batches((clean["search"], clean_targets), (features["search"], targets))
-    np.testing.assert_array_equal(features["exemplar"][:, 0], clean["exemplar"][:, 0])
+    _, features, targets = _train_batch_with(shifted_write_prob=1.0)
     for b in range(B):
         for t in range(1, T):
             # The 127-px crop of frame f_t's search crop (step t - 1) at an 8-px grid position
@@ -97,11 +98,8 @@ def test_shifted_writes_are_crops_of_the_previous_search_at_wrong_boxes_in_train
             assert len(match) == 1, (b, t)
             y, x = match[0]
             assert max(abs(x - target[0]), abs(y - target[1])) >= 4, (b, t, match, target)
-    _assert_equal_batches(_batches(pipeline.make_dataset(shifted_cfg, model_cfg, "val"), 1),
-                          _batches(pipeline.make_dataset(data_cfg, model_cfg, "val"), 1))
     # --shifted_write_burst reaches the image pipeline: q = 1, K = 1 changes one step per clip.
-    burst_cfg = dataclasses.replace(shifted_cfg, shifted_write_burst=1)
-    (bursts, _), = _batches(pipeline.make_dataset(burst_cfg, model_cfg, "train", seed=3), 1)
+    clean, bursts, _ = _train_batch_with(shifted_write_prob=1.0, shifted_write_burst=1)
     changed = np.any(bursts["exemplar"] != clean["exemplar"], axis=(2, 3, 4))
     assert not changed[:, 0].any() and (changed.sum(axis=1) == 1).all(), changed
 

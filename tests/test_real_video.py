@@ -495,52 +495,45 @@ def test_benchmark_rejects_bad_memory_write_settings(tmp_path, capsys, args, mes
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_corrupted_writes_change_only_the_train_exemplars_after_step_0(shards):
+def _cached_batches_with(cache, count, **write_flags):
+    """The first `count` cached train batches without and with `write_flags` of
+    `feature_cache.make_dataset` (same seed), after checking that they change only the written
+    exemplars of steps >= 1: searches, targets, step 0 and the val split are the clean ones.
+    Returns [(clean features, changed features, targets)]."""
     from memnet_tf.data import feature_cache
 
-    _, _, _, cache = _cache(shards)
-    key = "exemplar_features"
+    def first_batches(split, count, **flags_):
+        data = feature_cache.make_dataset(cache, 3, split, 11, 4, num_val_clips=4, **flags_)
+        return [batch for batch, _ in zip(data.as_numpy_iterator(), range(count))]
 
-    def first_batches(split, probability):
-        data = feature_cache.make_dataset(cache, 3, split, 11, 4, num_val_clips=4,
-                                          corrupt_write_prob=probability)
-        return [batch for batch, _ in zip(data.as_numpy_iterator(), range(3))]
-
-    for clean, corrupted in zip(first_batches("train", 0.0), first_batches("train", 1.0)):
-        (clean_features, clean_targets), (features, targets) = clean, corrupted
-        np.testing.assert_array_equal(features["search_features"],
-                                      clean_features["search_features"])
+    key, batches = "exemplar_features", []
+    for (clean, clean_targets), (features, targets) in zip(
+            first_batches("train", count), first_batches("train", count, **write_flags)):
+        np.testing.assert_array_equal(features["search_features"], clean["search_features"])
         for name in clean_targets:
             np.testing.assert_array_equal(targets[name], clean_targets[name])
-        written, original = features[key], clean_features[key]
-        np.testing.assert_array_equal(written[:, 0], original[:, 0])
+        np.testing.assert_array_equal(features[key][:, 0], clean[key][:, 0])
+        batches.append((clean, features, targets))
+    (val_clean, _), = first_batches("val", 1)
+    (val_changed, _), = first_batches("val", 1, **write_flags)
+    np.testing.assert_array_equal(val_changed[key], val_clean[key])
+    return batches
+
+
+def test_corrupted_writes_change_only_the_train_exemplars_after_step_0(shards):
+    _, _, _, cache = _cache(shards)
+    for clean, features, _ in _cached_batches_with(cache, 3, corrupt_write_prob=1.0):
+        written, original = features["exemplar_features"], clean["exemplar_features"]
         for b in range(4):
             for t in (1, 2):  # another clip's exemplar at the same step
                 assert any(np.array_equal(written[b, t], original[c, t]) for c in range(4)
                            if c != b)
-    (val_clean, _), = first_batches("val", 0.0)[:1]
-    (val_corrupted, _), = first_batches("val", 1.0)[:1]
-    np.testing.assert_array_equal(val_corrupted[key], val_clean[key])
 
 
 def test_shifted_writes_are_windows_of_the_cached_search_features_in_train_only(shards):
-    from memnet_tf.data import feature_cache
-
     _, _, _, cache = _cache(shards)
-
-    def first_batches(split, probability):
-        data = feature_cache.make_dataset(cache, 3, split, 11, 4, num_val_clips=4,
-                                          shifted_write_prob=probability)
-        return [batch for batch, _ in zip(data.as_numpy_iterator(), range(2))]
-
-    for clean, shifted in zip(first_batches("train", 0.0), first_batches("train", 1.0)):
-        (clean_features, clean_targets), (features, targets) = clean, shifted
-        np.testing.assert_array_equal(features["search_features"],
-                                      clean_features["search_features"])
-        for name in clean_targets:
-            np.testing.assert_array_equal(targets[name], clean_targets[name])
+    for _, features, targets in _cached_batches_with(cache, 2, shifted_write_prob=1.0):
         written, searches = features["exemplar_features"], features["search_features"]
-        np.testing.assert_array_equal(written[:, 0], clean_features["exemplar_features"][:, 0])
         h, positions = written.shape[2], searches.shape[2] - written.shape[2] + 1
         for b in range(4):
             for t in (1, 2):
@@ -551,16 +544,10 @@ def test_shifted_writes_are_windows_of_the_cached_search_features_in_train_only(
                 assert len(match) == 1, (b, t)
                 y, x = match[0]
                 assert max(abs(x - target[0]), abs(y - target[1])) >= 4
-    (val_clean, _), = first_batches("val", 0.0)[:1]
-    (val_shifted, _), = first_batches("val", 1.0)[:1]
-    np.testing.assert_array_equal(val_shifted["exemplar_features"], val_clean["exemplar_features"])
     # --shifted_write_burst reaches the cached pipeline: q = 1, K = 1 changes one step per clip.
-    bursts = feature_cache.make_dataset(cache, 3, "train", 11, 4, shifted_write_prob=1.0,
-                                        shifted_write_burst=1)
-    (burst_features, _), = [batch for batch, _ in zip(bursts.as_numpy_iterator(), range(1))]
-    (clean_features, _), = first_batches("train", 0.0)[:1]
-    changed = np.any(burst_features["exemplar_features"] != clean_features["exemplar_features"],
-                     axis=(2, 3, 4))
+    (clean, bursts, _), = _cached_batches_with(cache, 1, shifted_write_prob=1.0,
+                                               shifted_write_burst=1)
+    changed = np.any(bursts["exemplar_features"] != clean["exemplar_features"], axis=(2, 3, 4))
     assert not changed[:, 0].any() and (changed.sum(axis=1) == 1).all(), changed
 
 
