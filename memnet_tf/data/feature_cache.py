@@ -348,8 +348,8 @@ def make_dataset(cache: FeatureCache, time_steps: int, split: str, seed: int, ba
       repeats forever, its written exemplars corrupted with probability `corrupt_write_prob`
       (`augment.corrupt_writes`) or replaced by a window of the search features at a wrong box
       with probability `shifted_write_prob` (`augment.shifted_writes`; `exemplar_pixels` is the
-      exemplar crop's size, `shifted_write_burst` its runs); val is `num_val_clips` fixed clips (at least one batch), never
-      corrupted.
+      exemplar crop's size, `shifted_write_burst` its runs); val is `num_val_clips` fixed clips
+      (at least one batch), never corrupted.
     """
     h, c = cache.exemplar.shape[2], cache.exemplar.shape[-1]
     big, r = cache.search.shape[2], cache.label.shape[-1]

@@ -431,7 +431,8 @@ def make_dataset(data_cfg, model_cfg, split: str, seed: int | None = None,
         "search_box": float32 `[B, T, 4]` (x1, y1, x2, y2 in search-crop pixels)}.
         Train batches have their written exemplars corrupted with probability
         `data_cfg.corrupt_write_prob` (`augment.corrupt_writes`) and cut at wrong boxes with
-        probability `data_cfg.shifted_write_prob` (`augment.shifted_writes`); val batches never.
+        probability `data_cfg.shifted_write_prob` (`augment.shifted_writes`, in runs of
+        `data_cfg.shifted_write_burst` steps when it is > 0); val batches never.
 
     Raises:
         ValueError: an unknown split or source, or settings that cannot make a clip.
