@@ -63,6 +63,8 @@ class ModelConfig:
     use_attention: bool = True
     # T_final = T_0 + r (.) T_retr; off = T_retr alone (an ablation of the residual path).
     use_residual: bool = True
+    # Not in the paper: r also sees cos(T_retr, T_0) (memtrack.MemTrackCell, residual_agreement).
+    residual_agreement: bool = False
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
@@ -83,6 +85,9 @@ class ModelConfig:
                              f"{self.exemplar_size}")
         if self.memory_size < 1 or self.hidden_size < 1:
             raise ValueError("memory_size and hidden_size must be positive")
+        if self.residual_agreement and not (self.use_memory and self.use_residual):
+            raise ValueError("residual_agreement=True needs use_memory=True and use_residual=True:"
+                             " it changes the residual gate of T_0 + r (.) T_retr")
         if not 0.0 <= self.controller_dropout < 1.0:
             raise ValueError(f"controller_dropout={self.controller_dropout}: expected [0, 1)")
 

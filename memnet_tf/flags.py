@@ -52,6 +52,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_boolean("use_residual", m.use_residual,
                          "Final template T_0 + r * T_retr; off = the retrieved template T_retr "
                          "alone (ablation of the residual path).", **fv)
+    flags.DEFINE_boolean("residual_agreement", m.residual_agreement,
+                         "Not in the paper: the residual gate also sees how far the retrieved "
+                         "template is from T_0, r = sigmoid(z + a * (1 - cos(T_retr, T_0))) with "
+                         "a learned channel-wise a starting at 0 (the paper's gate).", **fv)
 
     # Data
     flags.DEFINE_enum("dataset", d.dataset, config_lib.DATASETS,

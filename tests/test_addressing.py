@@ -31,9 +31,17 @@ def _cosine_np(keys, key):
     return out
 
 
+def _agreement_np(retrieved, t0):
+    """cos(T_retr, T_0) over all values of one example, in float64."""
+    a, b = retrieved.astype(np.float64).ravel(), t0.astype(np.float64).ravel()
+    return float(a @ b / (np.sqrt(a @ a) * np.sqrt(b @ b) + EPS))
+
+
 def _memory_step_np(gates_prev, decay_prev, write_prev, usage_prev, memory, template, t0,
-                    gates, read_key, strength, residual, decay_lambda):
-    """The official step, one slot and one example at a time."""
+                    gates, read_key, strength, residual, decay_lambda, residual_logits=None,
+                    agreement_weight=None):
+    """The official step, one slot and one example at a time (with `agreement_weight`, the
+    residual gate is sigmoid(residual_logits + a (1 - cos(T_retr, T_0))) instead of `residual`)."""
     memory = memory.astype(np.float64).copy()
     read = np.zeros((B, N))
     final = np.zeros_like(t0, dtype=np.float64)
@@ -48,12 +56,17 @@ def _memory_step_np(gates_prev, decay_prev, write_prev, usage_prev, memory, temp
         cos = _cosine_np(keys[None], read_key[b][None])[0]
         read[b] = _softmax(strength[b, 0] * cos)
         retrieved = sum(read[b, j] * memory[b, j] for j in range(N))
+        if agreement_weight is not None:
+            disagreement = 1.0 - _agreement_np(retrieved, t0[b])
+            gate = 1.0 / (1.0 + np.exp(-(residual_logits[b] + agreement_weight * disagreement)))
+            residual = residual.astype(np.float64).copy()
+            residual[b] = gate
         final[b] = t0[b] + residual[b][None, None, :] * retrieved
         least_used = min(range(N), key=lambda j: (1 - usage_prev[b, j]) * -1)  # argmin, first
         allocation = np.eye(N)[least_used]
         write_next[b] = gates[b, 1] * read[b] + gates[b, 2] * allocation
         usage[b] = decay_lambda * usage_prev[b] + write_next[b] + read[b]
-    return final, memory, read, write_next, usage
+    return final, memory, read, write_next, usage, residual
 
 
 class AddressingTest(tf.test.TestCase):
@@ -109,6 +122,34 @@ class AddressingTest(tf.test.TestCase):
             for c in range(C):  # channel-wise gate
                 self.assertAllClose(final[b, ..., c], t0[b, ..., c] + gate[b, c] *
                                     retrieved[b, ..., c], atol=1e-5)
+
+    def test_template_agreement_matches_numpy(self):
+        retrieved, t0 = _rand(B, H, W, C), _rand(B, H, W, C)
+        got = addressing.template_agreement(retrieved, t0).numpy()
+        self.assertEqual(got.shape, (B, 1))
+        self.assertAllClose(got[:, 0], [_agreement_np(retrieved[b], t0[b]) for b in range(B)],
+                            atol=1e-6)
+
+    def test_template_agreement_of_scaled_and_negated_copies(self):
+        t0 = _rand(B, H, W, C)
+        self.assertAllClose(addressing.template_agreement(2.5 * t0, t0), np.ones((B, 1)),
+                            atol=1e-6)
+        self.assertAllClose(addressing.template_agreement(-t0, t0), -np.ones((B, 1)), atol=1e-6)
+
+    def test_agreement_residual_gate_matches_numpy(self):
+        logits, weight = _rand(B, C), 4.0 * _rand(C)
+        agreement = np.tanh(_rand(B, 1))
+        got = addressing.agreement_residual_gate(logits, agreement, weight).numpy()
+        want = 1.0 / (1.0 + np.exp(-(logits.astype(np.float64)
+                                     + weight[None, :] * (1.0 - agreement))))
+        self.assertAllClose(got, want, atol=1e-6)
+        # A negative weight closes the gate as the memory disagrees with T_0 more.
+        closing = -np.abs(weight)
+        agree = addressing.agreement_residual_gate(logits, np.full((B, 1), 0.9, np.float32),
+                                                   closing)
+        disagree = addressing.agreement_residual_gate(logits, np.full((B, 1), 0.1, np.float32),
+                                                      closing)
+        self.assertTrue(np.all(disagree.numpy() < agree.numpy()))
 
     def test_allocation_is_least_used_with_lowest_index_ties(self):
         usage = np.array([[0.5, 0.1, 0.1, 0.9], [0.0, 0.0, 0.0, 0.0]], np.float32)
@@ -191,10 +232,11 @@ class AddressingTest(tf.test.TestCase):
 class MemoryStepTest(tf.test.TestCase):
 
     def _random_controls(self):
+        logits = tf.constant(_rand(B, C))
         return MemoryControls(
             control_gates=tf.nn.softmax(_rand(B, 3)), write_decay=tf.sigmoid(_rand(B, 1)),
-            residual_gate=tf.sigmoid(_rand(B, C)), read_key=tf.constant(_rand(B, C)),
-            read_strength=tf.nn.softplus(_rand(B, 1)))
+            residual_gate=tf.sigmoid(logits), read_key=tf.constant(_rand(B, C)),
+            read_strength=tf.nn.softplus(_rand(B, 1)), residual_logits=logits)
 
     def test_matches_numpy_step(self):
         controls = self._random_controls()
@@ -211,6 +253,38 @@ class MemoryStepTest(tf.test.TestCase):
                                    controls.residual_gate.numpy(), 0.99)
         for got, want in zip(result, expected):
             self.assertAllClose(got, want, atol=1e-4)
+
+    def test_agreement_gate_matches_numpy_step(self):
+        controls = self._random_controls()
+        gates_prev = tf.nn.softmax(_rand(B, 3)).numpy()
+        decay_prev = tf.sigmoid(_rand(B, 1)).numpy()
+        write_prev = tf.nn.softmax(_rand(B, N)).numpy()
+        usage_prev = np.abs(_rand(B, N))
+        memory, template, t0 = _rand(B, N, H, W, C), _rand(B, H, W, C), _rand(B, H, W, C)
+        weight = 3.0 * _rand(C)
+        result = memory_step(controls, template, t0, memory, write_prev, gates_prev, decay_prev,
+                             usage_prev, 0.99, agreement_weight=tf.constant(weight))
+        expected = _memory_step_np(gates_prev, decay_prev, write_prev, usage_prev, memory,
+                                   template, t0, controls.control_gates.numpy(),
+                                   controls.read_key.numpy(), controls.read_strength.numpy(),
+                                   controls.residual_gate.numpy(), 0.99,
+                                   controls.residual_logits.numpy(), weight)
+        self.assertEqual(len(result), len(expected))
+        for got, want in zip(result, expected):
+            self.assertAllClose(got, want, atol=1e-4)
+        # The gate did change: random memories disagree with T_0 and the weight is not 0.
+        self.assertGreater(np.max(np.abs(result.residual_gate - controls.residual_gate)), 1e-2)
+
+    def test_a_zero_agreement_weight_is_the_papers_gate(self):
+        controls = self._random_controls()
+        args = (controls, _rand(B, H, W, C), _rand(B, H, W, C), _rand(B, N, H, W, C),
+                tf.nn.softmax(_rand(B, N)), tf.nn.softmax(_rand(B, 3)), tf.sigmoid(_rand(B, 1)),
+                np.abs(_rand(B, N)), 0.99)
+        paper = memory_step(*args)
+        zero = memory_step(*args, agreement_weight=tf.zeros([C]))
+        self.assertAllClose(paper.residual_gate, controls.residual_gate, atol=0)
+        for got, want in zip(zero, paper):
+            self.assertAllClose(got, want, atol=1e-6)
 
     def test_first_step_writes_t0_to_slot_0_and_allocates_slot_1(self):
         # The initial state of spec 5: empty memory, pending write to slot 0 with g^a = 1.

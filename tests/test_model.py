@@ -194,3 +194,47 @@ def test_checkpoint_holds_every_variable(model, tmp_path):
     tf.train.Checkpoint(model=clone).restore(path).assert_existing_objects_matched()
     for a, b in zip(model.weights, clone.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_residual_agreement_starts_as_the_papers_gate_and_learns(model, tiny_model_config,
+                                                                   tmp_path):
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny_model_config, residual_agreement=True)
+    agreeing = build_model(cfg, seed=0)
+    def inside(v):  # the path below the model's own (numbered) name
+        return v.path.split("/", 1)[1]
+
+    paper_weights = {inside(v): v for v in model.weights}
+    for v in agreeing.weights:
+        if "agreement_weight" not in v.path:
+            v.assign(paper_weights[inside(v)])
+    [weight] = [v for v in agreeing.trainable_variables if "agreement_weight" in v.path]
+    np.testing.assert_array_equal(weight.numpy(), np.zeros(cfg.feature_channels))
+    clip = _clip(cfg)
+    paper_out, start_out = model(clip, training=False), agreeing(clip, training=False)
+    for name in ("response", "residual_gate", "read_weights"):
+        np.testing.assert_allclose(start_out[name], paper_out[name], atol=1e-5, err_msg=name)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(agreeing(clip, training=True)["response"]
+                             * rng.normal(size=(B, T, 17, 17)).astype(np.float32))
+    gradient = tape.gradient(loss, weight)
+    assert gradient is not None and np.any(gradient.numpy() != 0)
+    # A negative weight closes the gate wherever the memory is not a copy of T_0 (the training
+    # call above moved the BatchNorm statistics, so the reference is taken again).
+    opened = agreeing(clip, training=False)["residual_gate"].numpy()
+    weight.assign(-np.ones(cfg.feature_channels, np.float32))
+    closed = agreeing(clip, training=False)["residual_gate"].numpy()
+    assert np.all(closed[:, 1:] < opened[:, 1:])
+    path = tf.train.Checkpoint(model=agreeing).save(str(tmp_path / "ckpt"))
+    clone = build_model(cfg)
+    tf.train.Checkpoint(model=clone).restore(path).assert_existing_objects_matched()
+    [restored] = [v for v in clone.weights if "agreement_weight" in v.path]
+    np.testing.assert_array_equal(restored.numpy(), weight.numpy())
+
+
+def test_residual_agreement_needs_the_residual_path():
+    with pytest.raises(ValueError, match="residual_agreement"):
+        ModelConfig(residual_agreement=True, use_residual=False)
+    with pytest.raises(ValueError, match="residual_agreement"):
+        ModelConfig(residual_agreement=True, use_memory=False)

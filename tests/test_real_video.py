@@ -320,8 +320,9 @@ def test_without_residual_the_template_is_the_retrieved_one():
     b, n, h, c = 2, 4, 3, 5
     f = lambda *shape: tf.constant(rng.normal(size=shape), tf.float32)  # noqa: E731
     gates = tf.nn.softmax(f(b, 3))
-    controls = MemoryControls(gates, tf.sigmoid(f(b, 1)), tf.sigmoid(f(b, c)), f(b, c),
-                              tf.nn.softplus(f(b, 1)))
+    logits = f(b, c)
+    controls = MemoryControls(gates, tf.sigmoid(f(b, 1)), tf.sigmoid(logits), f(b, c),
+                              tf.nn.softplus(f(b, 1)), logits)
     args = (controls, f(b, h, h, c), f(b, h, h, c), f(b, n, h, h, c),
             tf.nn.softmax(f(b, n)), tf.nn.softmax(f(b, 3)), tf.sigmoid(f(b, 1)),
             tf.nn.softmax(f(b, n)), 0.99)

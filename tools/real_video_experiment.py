@@ -26,6 +26,9 @@ Variants (all from experiments/memtrack_real.flags; `no_memory` is experiments/n
     no_residual   memory without the residual path: T_final = T_retr (--nouse_residual)
     no_attention  the controller reads the mean-pooled search features (--nouse_attention)
     memory_2      2 slots instead of 8 (--memory_size=2)
+    memtrack_agree
+                  the residual gate also sees how far T_retr is from T_0 (--residual_agreement;
+                  not in the paper)
     memtrack_conv5, no_memory_conv5
                   MemTrack and its twin with conv5 fine-tuned at a tenth of the learning rate
                   (experiments/*_real_conv5.flags; the cache then holds conv4's features)
@@ -55,6 +58,8 @@ VARIANTS = {
     "no_residual": ("experiments/memtrack_real.flags", ["--nouse_residual"]),
     "no_attention": ("experiments/memtrack_real.flags", ["--nouse_attention"]),
     "memory_2": ("experiments/memtrack_real.flags", ["--memory_size=2"]),
+    # Not in the paper: the residual gate also sees cos(T_retr, T_0) (docs/results.md, 8th recipe).
+    "memtrack_agree": ("experiments/memtrack_real.flags", ["--residual_agreement"]),
     # conv5 fine-tuned at lr / 10 (conv1-4 frozen), and its twin trained the same way.
     "memtrack_conv5": ("experiments/memtrack_real_conv5.flags", []),
     "no_memory_conv5": ("experiments/no_memory_real_conv5.flags", []),

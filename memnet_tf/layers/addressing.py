@@ -125,6 +125,44 @@ def residual_template(initial_template: tf.Tensor, residual_gate: tf.Tensor,
     return initial_template + residual_gate[:, None, None, :] * retrieved
 
 
+def template_agreement(retrieved: tf.Tensor, initial_template: tf.Tensor) -> tf.Tensor:
+    """Cosine similarity of the retrieved template and T_0 over all their h x w x C values.
+
+    Near 1 while the memory holds the target as first seen; it falls when the memory's slots hold
+    something else (a tracker that lost the target writes the occluder or the background).
+
+    Args:
+      retrieved: `[B, h, w, C]` T^retr_t.
+      initial_template: `[B, h, w, C]` T_0.
+
+    Returns:
+      `[B, 1]` in [-1, 1].
+    """
+    dot = tf.reduce_sum(retrieved * initial_template, axis=[1, 2, 3])
+    norms = (tf.norm(tf.reshape(retrieved, [tf.shape(retrieved)[0], -1]), axis=-1)
+             * tf.norm(tf.reshape(initial_template, [tf.shape(initial_template)[0], -1]), axis=-1))
+    return (dot / (norms + EPSILON))[:, None]
+
+
+def agreement_residual_gate(residual_logits: tf.Tensor, agreement: tf.Tensor,
+                            agreement_weight: tf.Tensor) -> tf.Tensor:
+    """Residual gate that also sees how far the retrieved template is from T_0.
+
+    r_t = sigmoid(z_t + a (.) (1 - cos(T^retr_t, T_0))): with a = 0 it is the paper's
+    r_t = sigmoid(z_t); a learned a < 0 closes channels of the gate when the memory disagrees with
+    the first frame, as it does after a run of writes at a wrong box.
+
+    Args:
+      residual_logits: `[B, C]` z_t, the residual head's pre-activation (a function of h_t).
+      agreement: `[B, 1]` cos(T^retr_t, T_0) (`template_agreement`).
+      agreement_weight: `[C]` a.
+
+    Returns:
+      `[B, C]` r_t in (0, 1).
+    """
+    return tf.sigmoid(residual_logits + agreement_weight[None, :] * (1.0 - agreement))
+
+
 def allocation_weights(usage: tf.Tensor) -> tf.Tensor:
     """Hard allocation: one-hot of the least-used slot, without gradient.
 

@@ -17,6 +17,7 @@ MemoryControls = collections.namedtuple(
         "residual_gate",  # [B, C] sigmoid channel-wise residual gate r_t
         "read_key",       # [B, K] linear read key k_t
         "read_strength",  # [B, 1] softplus read strength beta_t
+        "residual_logits",  # [B, C] pre-activation of residual_gate
     ),
 )
 
@@ -50,12 +51,14 @@ class MemoryHeads(keras.layers.Layer):
 
     def call(self, hidden) -> MemoryControls:
         """`[B, hidden]` h_t -> MemoryControls."""
+        residual_logits = self.residual_gate(hidden)
         return MemoryControls(
             control_gates=tf.nn.softmax(self.control_factors(hidden), axis=-1),
             write_decay=tf.sigmoid(self.write_decay(hidden)),
-            residual_gate=tf.sigmoid(self.residual_gate(hidden)),
+            residual_gate=tf.sigmoid(residual_logits),
             read_key=self.read_key(hidden),
             read_strength=tf.nn.softplus(self.read_strength(hidden)),
+            residual_logits=residual_logits,
         )
 
     def get_config(self):
@@ -66,14 +69,15 @@ class MemoryHeads(keras.layers.Layer):
 
 MemoryStepResult = collections.namedtuple(
     "MemoryStepResult",
-    ("template", "memory", "read_weights", "write_weights", "usage"),
+    ("template", "memory", "read_weights", "write_weights", "usage", "residual_gate"),
 )
 
 
 def memory_step(controls: MemoryControls, write_template: tf.Tensor, initial_template: tf.Tensor,
                 memory: tf.Tensor, previous_write_weights: tf.Tensor,
                 previous_gates: tf.Tensor, previous_decay: tf.Tensor, previous_usage: tf.Tensor,
-                usage_decay: float, use_residual: bool = True) -> MemoryStepResult:
+                usage_decay: float, use_residual: bool = True,
+                agreement_weight: tf.Tensor | None = None) -> MemoryStepResult:
     """One memory step in the official order: write, read, residual template, next write address.
 
     The template written now (cut at the previous frame's box) goes to the address chosen at the
@@ -90,9 +94,12 @@ def memory_step(controls: MemoryControls, write_template: tf.Tensor, initial_tem
       previous_usage: `[B, N]` u_{t-1}.
       usage_decay: lambda.
       use_residual: T_0 + r (.) T_retr; False = T_retr alone (ablation).
+      agreement_weight: `[C]`, or None for the paper's gate r = controls.residual_gate; given, the
+        gate also sees cos(T_retr, T_0) (`addressing.agreement_residual_gate`).
 
     Returns:
-      MemoryStepResult with the final template `[B, h, w, C]` and the new memory fields.
+      MemoryStepResult with the final template `[B, h, w, C]`, the new memory fields and the
+      residual gate that made the template.
     """
     # 1. Write, with the address and erase factor decided at step t-1.
     erase = addressing.erase_factor(previous_gates, previous_decay)
@@ -102,13 +109,17 @@ def memory_step(controls: MemoryControls, write_template: tf.Tensor, initial_tem
     read_weights = addressing.read_weights(similarity, controls.read_strength)
     retrieved = addressing.retrieve(memory, read_weights)
     # 3. Gated residual template: T_0 stays the conservative anchor.
+    residual_gate = controls.residual_gate
+    if agreement_weight is not None:
+        agreement = addressing.template_agreement(retrieved, initial_template)
+        residual_gate = addressing.agreement_residual_gate(controls.residual_logits, agreement,
+                                                           agreement_weight)
     if use_residual:
-        template = addressing.residual_template(initial_template, controls.residual_gate,
-                                                retrieved)
+        template = addressing.residual_template(initial_template, residual_gate, retrieved)
     else:
         template = retrieved
     # 4. Address of the next write, from the previous usage; then the new usage.
     allocation = addressing.allocation_weights(previous_usage)
     write_weights = addressing.write_weights(controls.control_gates, read_weights, allocation)
     usage = addressing.update_usage(previous_usage, write_weights, read_weights, usage_decay)
-    return MemoryStepResult(template, memory, read_weights, write_weights, usage)
+    return MemoryStepResult(template, memory, read_weights, write_weights, usage, residual_gate)

@@ -28,6 +28,10 @@ from memnet_tf.models.backbone import NUM_LAYERS, build_backbone
 # Diagnostics of a step, returned beside the response (never logged from inside a layer).
 DIAGNOSTICS = ("attention", "read_weights", "write_weights", "control_gates", "write_decay",
                "residual_gate", "read_strength")
+# The agreement weight a of the residual gate is stored divided by this. Adam moves a variable by
+# about the learning rate per step, ~0.9 in all over the real-video recipe's 1,500 decayed steps:
+# too little to close a sigmoid gate; x10 lets a cross several logits within such a run.
+AGREEMENT_WEIGHT_SCALE = 10.0
 
 
 @keras.saving.register_keras_serializable(package="memnet_tf")
@@ -47,12 +51,19 @@ class MemTrackCell(keras.layers.Layer):
       use_attention: off = uniform attention (an ablation).
       use_residual: off = the retrieved template alone, without T_0 (an ablation).
       seed: dropout seed.
+      residual_agreement: the residual gate also sees cos(T_retr, T_0), through a learned
+        channel-wise weight that starts at 0, i.e. at the paper's gate (not in the paper; see
+        `addressing.agreement_residual_gate`).
     """
 
     def __init__(self, memory_size: int, hidden_size: int, template_size: int, channels: int,
                  usage_decay: float = 0.99, dropout: float = 0.2, use_attention: bool = True,
-                 seed: int | None = None, use_residual: bool = True, **kwargs):
+                 seed: int | None = None, use_residual: bool = True,
+                 residual_agreement: bool = False, **kwargs):
         super().__init__(**kwargs)
+        if residual_agreement and not use_residual:
+            raise ValueError("residual_agreement=True needs use_residual=True: without the "
+                             "residual path there is no residual gate")
         self.memory_size = memory_size
         self.hidden_size = hidden_size
         self.template_size = template_size
@@ -61,6 +72,7 @@ class MemTrackCell(keras.layers.Layer):
         self.dropout = dropout
         self.use_attention = use_attention
         self.use_residual = use_residual
+        self.residual_agreement = residual_agreement
         self.seed = seed
         self.attention = SpatialAttention(template_size, channels, name="attention")
         self.controller = LayerNormLSTMCell(hidden_size, dropout=dropout, seed=seed,
@@ -81,6 +93,9 @@ class MemTrackCell(keras.layers.Layer):
         self.controller.build((None, c))
         self.controller_initial_state.build((None, t, t, c))
         self.heads.build((None, self.hidden_size))
+        if self.residual_agreement:
+            self.agreement_weight = self.add_weight(name="agreement_weight", shape=(c,),
+                                                    initializer="zeros")
 
     def get_initial_state(self, initial_template: tf.Tensor) -> MemTrackState:
         """The state before the first step, from the first-frame template T_0 `[B, h, w, C]`.
@@ -119,9 +134,11 @@ class MemTrackCell(keras.layers.Layer):
         hidden, (cell, hidden) = self.controller(attended, (state.cell, state.hidden),
                                                  training=training)
         controls = self.heads(hidden)
+        agreement_weight = (AGREEMENT_WEIGHT_SCALE * self.agreement_weight
+                            if self.residual_agreement else None)
         result = memory_step(controls, write_template, state.initial_template, state.memory,
                              state.write_weights, state.control_gates, state.write_decay,
-                             state.usage, self.usage_decay, self.use_residual)
+                             state.usage, self.usage_decay, self.use_residual, agreement_weight)
         new_state = MemTrackState(
             cell=cell, hidden=hidden, initial_template=state.initial_template,
             memory=result.memory, read_weights=result.read_weights,
@@ -134,7 +151,7 @@ class MemTrackCell(keras.layers.Layer):
             "write_weights": result.write_weights,
             "control_gates": controls.control_gates,
             "write_decay": controls.write_decay,
-            "residual_gate": controls.residual_gate,
+            "residual_gate": result.residual_gate,
             "read_strength": controls.read_strength,
         }
         return outputs, new_state
@@ -145,7 +162,8 @@ class MemTrackCell(keras.layers.Layer):
                       template_size=self.template_size, channels=self.channels,
                       usage_decay=self.usage_decay, dropout=self.dropout,
                       use_attention=self.use_attention, seed=self.seed,
-                      use_residual=self.use_residual)
+                      use_residual=self.use_residual,
+                      residual_agreement=self.residual_agreement)
         return config
 
 
@@ -253,7 +271,7 @@ class MemTrack(keras.Model):
                 cfg.memory_size, cfg.hidden_size, cfg.template_size, cfg.feature_channels,
                 usage_decay=cfg.usage_decay, dropout=cfg.controller_dropout,
                 use_attention=cfg.use_attention, seed=seed, use_residual=cfg.use_residual,
-                name="memory_cell")
+                residual_agreement=cfg.residual_agreement, name="memory_cell")
         self.response_head = ResponseHead(cfg.response_head, cfg.response_scale,
                                           cfg.bn_momentum, name="response_head")
         self.build()
