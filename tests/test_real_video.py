@@ -574,3 +574,18 @@ def test_wrong_read_share_follows_the_written_slots():
     uniform = np.array([[[1, 0, 0, 0], [.5, .5, 0, 0], [1 / 3] * 3 + [0], [1 / 3] * 3 + [0]]])
     blind_mass, blind_share = wrong_read_share(uniform, write, wrong)
     np.testing.assert_allclose(blind_mass, blind_share)
+
+
+def test_selectivity_headline_is_the_mean_over_runs_with_their_spread():
+    from memnet_tf.eval.memory_probe import selectivity_headline
+
+    ratios = [0.40, 0.39, 0.36]
+    line = selectivity_headline(ratios, "shifted")
+    mean, spread = np.mean(ratios), np.std(ratios, ddof=1)
+    assert line.startswith(f"headline: read mass on wrong slots (shifted) / their share = "
+                           f"{mean:.2f} (mean of 3 runs, spread +-{spread:.2f}; "
+                           "per run 0.40 / 0.39 / 0.36"), line
+    assert "0.40 (" not in line  # not the first run's ratio
+    one = selectivity_headline([1.12], "other_clip", skipped=2)
+    assert one.startswith("headline: read mass on wrong slots (other_clip) / their share = 1.12 "
+                          "(1 run; 2 run(s) without such a step left out"), one

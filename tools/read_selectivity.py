@@ -12,8 +12,8 @@ argmax of the previous step's write weights (the controller allocates or overwri
 time in practice), so after step t every filled slot is known to hold a right or a wrong exemplar.
 For every step with both kinds in the memory the read's mass on the wrong slots is compared with
 their share of the filled slots: a ratio of 1 means the read does not look at what a slot holds
-(a soft average of the queue), 0 that it never reads a wrong slot. The last line is the first
-run's ratio.
+(a soft average of the queue), 0 that it never reads a wrong slot. The last line is the mean ratio
+over the runs (with their spread and every run's ratio).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from absl import flags
 
 from memnet_tf import cli
-from memnet_tf.eval.memory_probe import wrong_read_share
+from memnet_tf.eval.memory_probe import selectivity_headline, wrong_read_share
 
 _RUNS = flags.DEFINE_list("runs", None, "MemTrack run folders (memory on).")
 _CACHE = flags.DEFINE_string("feature_cache", None, "The runs' feature cache folder (train "
@@ -50,7 +50,7 @@ def main(argv):
     cache = feature_cache.read_cache(_CACHE.value, "train")
     if cache is None:
         raise cli.UsageError(f"--feature_cache={_CACHE.value}: no train-split cache there")
-    ratios = []
+    ratios, skipped = [], 0
     for run in _RUNS.value:
         model, run_flag_values = loading.load_model(run)
         cfg = model.model_config
@@ -78,15 +78,17 @@ def main(argv):
         mass, share = np.concatenate(masses), np.concatenate(shares)
         if not len(mass):
             print(f"{run}: no step held right and wrong slots together; raise --probability")
+            skipped += 1
             continue
         ratios.append(mass.mean() / share.mean())
         print(f"{run}: {len(mass)} steps with right and wrong slots; read mass on wrong slots "
               f"{mass.mean():.3f} vs their share of the filled slots {share.mean():.3f}: "
               f"ratio {ratios[-1]:.2f}")
     if ratios:
-        print(f"headline: read mass on wrong slots ({_WRONG_WRITES.value}) / their share = "
-              f"{ratios[0]:.2f} "
-              "(1 = the read ignores slot content)")
+        print(selectivity_headline(ratios, _WRONG_WRITES.value, skipped))
+    else:
+        print(f"headline: no run had a step with right and wrong slots ({skipped} run(s)); "
+              "raise --probability")
 
 
 if __name__ == "__main__":

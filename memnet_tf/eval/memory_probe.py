@@ -31,3 +31,24 @@ def wrong_read_share(read_weights: np.ndarray, write_weights: np.ndarray,
                             / read_weights[b, t][filled].sum())
                 share.append((content == 1).sum() / filled.sum())
     return np.asarray(mass, np.float64), np.asarray(share, np.float64)
+
+
+def selectivity_headline(ratios: list[float], wrong_writes: str, skipped: int = 0) -> str:
+    """The `headline:` line of tools/read_selectivity.py: the mean ratio over the runs.
+
+    Args:
+      ratios: per run, read mass on the wrong slots / their share (in the order measured).
+      wrong_writes: what a wrong write held (`other_clip` or `shifted`).
+      skipped: runs without any step holding right and wrong slots (counted, not averaged).
+    """
+    values = [float(v) for v in ratios]
+    mean = float(np.mean(values))
+    if len(values) > 1:
+        how = (f"mean of {len(values)} runs, spread +-{float(np.std(values, ddof=1)):.2f}; "
+               f"per run {' / '.join(f'{v:.2f}' for v in values)}")
+    else:
+        how = "1 run"
+    if skipped:
+        how += f"; {skipped} run(s) without such a step left out"
+    return (f"headline: read mass on wrong slots ({wrong_writes}) / their share = {mean:.2f} "
+            f"({how}; 1 = the read ignores slot content)")
