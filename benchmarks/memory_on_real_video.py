@@ -70,12 +70,17 @@ class RecordingTracker:
             gate = np.asarray(diagnostics["residual_gate"])
             retrieved = np.einsum("n,nhwc->hwc", read, np.asarray(state.memory[0]))
             anchor = np.asarray(state.initial_template[0])
+            # cos(T_retr, T_0), as addressing.template_agreement: does the memory still hold the
+            # target as first seen, or what the tracker wrote after losing it?
+            agreement = float(np.sum(retrieved * anchor)
+                              / (np.linalg.norm(retrieved) * np.linalg.norm(anchor) + 1e-6))
             self.records.append({
                 "gates": np.asarray(diagnostics["control_gates"]),
                 "r": float(gate.mean()),
                 "residual_ratio": float(np.linalg.norm(gate * retrieved)
                                         / max(np.linalg.norm(anchor), 1e-12)),
                 "max_read": float(read.max()),
+                "agreement": agreement,
                 "wrote": bool(self.tracker.debug.get("wrote_memory", True)),
             })
         return box
@@ -85,12 +90,15 @@ def summarise(records) -> dict:
     import numpy as np  # pylint: disable=import-outside-toplevel
 
     if not records:
-        return {"gates": "-", "r": "-", "|rT|/|T0|": "-", "max w_r": "-", "writes": "-"}
+        return {"gates": "-", "r": "-", "|rT|/|T0|": "-", "cos(Tr,T0)": "-", "max w_r": "-",
+                "writes": "-"}
     gates = np.mean([r["gates"] for r in records], axis=0)
     return {
         "gates": "/".join(f"{g:.2f}" for g in gates),
         "r": f"{np.mean([r['r'] for r in records]):.3f}",
         "|rT|/|T0|": f"{np.mean([r['residual_ratio'] for r in records]):.3f}",
+        "cos(Tr,T0)": (f"{np.mean([r['agreement'] for r in records]):.2f}"
+                       if all("agreement" in r for r in records) else "-"),
         "max w_r": f"{np.mean([r['max_read'] for r in records]):.2f}",
         "writes": f"{np.mean([r.get('wrote', True) for r in records]):.2f}",
     }
@@ -99,7 +107,8 @@ def summarise(records) -> dict:
 def memory_columns(results_dir: str, name: str, sequence: str, records) -> dict:
     """The memory columns of one tracked sequence, kept beside its results file: a sequence
     whose results are reused (an interrupted run resumed) shows the diagnostics it was
-    tracked with, not "-"."""
+    tracked with, not "-". The per-frame r (mean over channels), cos(T_retr, T_0) and writes go
+    to `<sequence>_memory_frames.json` beside it (frame 1 first: frame 0 is the initial box)."""
     import json  # pylint: disable=import-outside-toplevel
 
     path = os.path.join(results_dir, name, f"{sequence}_memory.json")
@@ -110,9 +119,14 @@ def memory_columns(results_dir: str, name: str, sequence: str, records) -> dict:
         return summarise([])
     columns = summarise(records)
     if records:
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(columns, f)
-        os.replace(path + ".tmp", path)
+        frames = {"r": [r["r"] for r in records],
+                  "agreement": [r.get("agreement") for r in records],
+                  "wrote": [r.get("wrote", True) for r in records]}
+        for target, content in ((path.replace("_memory.json", "_memory_frames.json"), frames),
+                                (path, columns)):
+            with open(target + ".tmp", "w", encoding="utf-8") as f:
+                json.dump(content, f)
+            os.replace(target + ".tmp", target)
     return columns
 
 
@@ -274,7 +288,7 @@ def format_report(rows: list[dict], title: str, machine: str) -> str:
         if isinstance(row.get("fps"), float):
             row["fps"] = f"{row['fps']:.1f}"
     columns = ["run", "sequence", "frames", "AUC", "prec", "fps", "gates", "r", "|rT|/|T0|",
-               "max w_r", "writes"]
+               "cos(Tr,T0)", "max w_r", "writes"]
     lines = [f"# {title}", f"# {machine}",
              text_table(columns, [[cell(r.get(c, "-")) for c in columns] for r in rows])]
     variants = summarise_variants(rows)

@@ -469,16 +469,19 @@ def test_memory_columns_survive_a_resumed_benchmark(tmp_path):
 
     os.makedirs(tmp_path / "memtrack_seed0")
     records = [{"gates": np.array([0.1, 0.2, 0.7]), "r": 0.5, "residual_ratio": 0.25,
-                "max_read": 0.4, "wrote": True},
+                "max_read": 0.4, "agreement": 0.9, "wrote": True},
                {"gates": np.array([0.3, 0.2, 0.5]), "r": 0.7, "residual_ratio": 0.35,
-                "max_read": 0.6, "wrote": False}]
+                "max_read": 0.6, "agreement": 0.3, "wrote": False}]
     tracked = bench.memory_columns(str(tmp_path), "memtrack_seed0", "Dog1", records)
     assert tracked == {"gates": "0.20/0.20/0.60", "r": "0.600", "|rT|/|T0|": "0.300",
-                       "max w_r": "0.50", "writes": "0.50"}
+                       "cos(Tr,T0)": "0.60", "max w_r": "0.50", "writes": "0.50"}
     assert bench.memory_columns(str(tmp_path), "memtrack_seed0", "Dog1", None) == tracked
     # Never tracked here (or a tracker without memory): nothing to show, said as "-".
     assert bench.memory_columns(str(tmp_path), "memtrack_seed0", "Couple", None)["r"] == "-"
-    assert sorted(os.listdir(tmp_path / "memtrack_seed0")) == ["Dog1_memory.json"]
+    assert sorted(os.listdir(tmp_path / "memtrack_seed0")) == ["Dog1_memory.json",
+                                                               "Dog1_memory_frames.json"]
+    with open(tmp_path / "memtrack_seed0" / "Dog1_memory_frames.json", encoding="utf-8") as f:
+        assert json.load(f) == {"r": [0.5, 0.7], "agreement": [0.9, 0.3], "wrote": [True, False]}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -589,3 +592,34 @@ def test_selectivity_headline_is_the_mean_over_runs_with_their_spread():
     one = selectivity_headline([1.12], "other_clip", skipped=2)
     assert one.startswith("headline: read mass on wrong slots (other_clip) / their share = 1.12 "
                           "(1 run; 2 run(s) without such a step left out"), one
+
+
+def test_recorded_agreement_is_the_cells_cosine_of_retrieved_and_t0():
+    """The benchmark's cos(T_retr, T_0) column, from a real tracker with the agreement gate."""
+    import keras
+    import memory_on_real_video as bench
+
+    from memnet_tf import config as config_lib
+    from memnet_tf.layers import addressing
+    from memnet_tf.models.memtrack import build_model
+    from memnet_tf.tracking.tracker import MemTracker
+    from test_track_cli import blob_frame
+
+    keras.utils.set_random_seed(0)
+    model = build_model(config_lib.ModelConfig(width_multiplier=0.125, hidden_size=16,
+                                               memory_size=3, residual_agreement=True))
+    [weight] = [v for v in model.weights if "agreement_weight" in v.path]
+    weight.assign(-np.ones(weight.shape, np.float32))
+    tracker = bench.RecordingTracker(MemTracker(model))
+    tracker.init(blob_frame((50, 40), 96, 128), [42, 32, 16, 16])
+    for step in range(4):
+        tracker.update(blob_frame((50 + 3 * step, 40 + step), 96, 128))
+        state = tracker.tracker.state
+        read = tracker.tracker.debug["diagnostics"]["read_weights"]
+        retrieved = tf.einsum("n,nhwc->hwc", tf.constant(read), state.memory[0])[None]
+        expected = addressing.template_agreement(retrieved, state.initial_template[:1])
+        assert abs(tracker.records[-1]["agreement"] - float(expected[0, 0])) < 1e-5
+    assert len(tracker.records) == 4
+    assert all(-1.0 <= r["agreement"] <= 1.0 for r in tracker.records)
+    # Frames after the first hold slots other than T_0: the memory no longer equals T_0.
+    assert min(r["agreement"] for r in tracker.records) < 0.9999
