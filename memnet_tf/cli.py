@@ -77,6 +77,7 @@ COMMAND_GROUPS = {
     "ablation": (),
     "real_video_experiment": (),
     "read_selectivity": (),
+    "memory_agreement": (),
     "track_speed": (),  # benchmarks/track_speed.py
 }
 GENERAL_FLAGS = ("flagfile", "verbosity", "helpfull")

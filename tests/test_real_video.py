@@ -374,6 +374,20 @@ def test_training_on_cached_features_end_to_end(shards, tmp_path):
         assert probe.returncode == 0, probe.stderr[-2000:]
         assert probe.stdout.splitlines()[-1].startswith(
             f"headline: read mass on wrong slots ({wrong_writes}) / their share = "), probe.stdout
+        agreement = subprocess.run(
+            [sys.executable, "tools/memory_agreement.py", f"--runs={model_dir}",
+             f"--feature_cache={tmp_path / 'cache'}", "--batches=1", "--burst=4",
+             f"--wrong_writes={wrong_writes}"],
+            cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
+        assert agreement.returncode == 0, agreement.stderr[-2000:]
+        assert agreement.stdout.splitlines()[-1].startswith(
+            f"headline: cos(T_retr, T_0) at the end of 4 {wrong_writes} wrong writes - with "
+            "right writes = "), agreement.stdout
+    too_long = subprocess.run(
+        [sys.executable, "tools/memory_agreement.py", f"--runs={model_dir}",
+         f"--feature_cache={tmp_path / 'cache'}", "--burst=11"],
+        cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert too_long.returncode == 2 and "--burst=11" in too_long.stderr, too_long.stderr[-2000:]
     conv5 = subprocess.run(common + [f"--model_dir={tmp_path / 'conv5'}",
                                      f"--init_backbone={backbone}", "--train_steps=2",
                                      "--nofreeze_backbone", "--frozen_backbone_layers=4",
@@ -623,3 +637,15 @@ def test_recorded_agreement_is_the_cells_cosine_of_retrieved_and_t0():
     assert all(-1.0 <= r["agreement"] <= 1.0 for r in tracker.records)
     # Frames after the first hold slots other than T_0: the memory no longer equals T_0.
     assert min(r["agreement"] for r in tracker.records) < 0.9999
+
+
+def test_agreement_after_runs_picks_the_end_of_each_run_and_the_step_after():
+    from memnet_tf.eval.memory_probe import agreement_after_runs
+
+    wrong = np.array([[False, True, True, False, False],   # run 1-2: end 2, after 3
+                      [False, False, False, True, True],   # run 3-4 ends the clip: no after
+                      [False, False, False, False, False]])  # no run
+    agreement = np.arange(15, dtype=np.float64).reshape(3, 5) / 10
+    groups = agreement_after_runs(agreement, wrong)
+    np.testing.assert_allclose(groups["run_end"], [0.2, 0.9])
+    np.testing.assert_allclose(groups["after_run"], [0.3])

@@ -52,3 +52,26 @@ def selectivity_headline(ratios: list[float], wrong_writes: str, skipped: int = 
         how += f"; {skipped} run(s) without such a step left out"
     return (f"headline: read mass on wrong slots ({wrong_writes}) / their share = {mean:.2f} "
             f"({how}; 1 = the read ignores slot content)")
+
+
+def agreement_after_runs(agreement: np.ndarray, wrong: np.ndarray) -> dict[str, np.ndarray]:
+    """Groups per-step cos(T_retr, T_0) by where the step is relative to a run of wrong writes.
+
+    Args:
+      agreement: `[B, T]` cos(T_retr, T_0) of every step of clips written with `wrong`.
+      wrong: bool `[B, T]`, step t's written template is wrong (one run per clip, or none).
+
+    Returns:
+      {"run_end": the last step of each run, "after_run": the first right step after it}, each a
+      float64 array over the clips that have such a step.
+    """
+    run_end, after_run = [], []
+    steps = wrong.shape[1]
+    for b in range(wrong.shape[0]):
+        for t in range(steps):
+            if wrong[b, t] and (t + 1 == steps or not wrong[b, t + 1]):
+                run_end.append(agreement[b, t])
+            if t >= 1 and wrong[b, t - 1] and not wrong[b, t]:
+                after_run.append(agreement[b, t])
+    return {"run_end": np.asarray(run_end, np.float64),
+            "after_run": np.asarray(after_run, np.float64)}
