@@ -3,12 +3,16 @@
     python benchmarks/train_throughput.py [--configs=tiny,quickstart,paper] [--steps=3]
     python benchmarks/train_throughput.py --compare [--configs=quickstart] [--rounds=3]
     python benchmarks/train_throughput.py --efficiency [--configs=paper] [--steps=1]
+    python benchmarks/train_throughput.py --profile [--configs=paper] [--rounds=3]
 
 --compare: float32, mixed_bfloat16 and float32 + XLA (--jit_compile) train steps of the same
 configuration, each round running the three in turn in fresh processes (interleaved, so a change
 in machine load hits all three alike); steps/s min and median over rounds, peak RSS.
 --efficiency: the train step's FLOPs (forward + backward, counted from the layer shapes) per
 second, as a fraction of this machine's measured float32 matrix-multiply ceiling.
+--profile: where the step's time goes: the whole step, the backbone forward and forward+backward
+(and the BatchNorms alone), the memory cell with the correlation and response head, and the
+optimiser update, each timed as a tf.function of its own, interleaved over rounds.
 
 For each configuration (run in its own process, so peak resident memory is its own):
 - pipeline: clips/s produced by `make_dataset` alone (synthetic videos, the built-in source);
@@ -42,9 +46,9 @@ CONFIGS = {
 
 
 
-def measure(name: str, steps: int, precision: str = "float32", jit_compile: bool = False,
-            overrides: tuple[str, ...] = ()) -> dict:
-    """Runs inside the child process."""
+def _trainer_on_one_batch(name: str, precision: str = "float32", jit_compile: bool = False,
+                          overrides: tuple[str, ...] = ()):
+    """(configs, trainer, the dataset's iterator, its first batch) for `name`, in this process."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from absl import flags
 
@@ -68,6 +72,18 @@ def measure(name: str, steps: int, precision: str = "float32", jit_compile: bool
     dataset = make_dataset(data_cfg, model_cfg, "train", seed=1)
     iterator = iter(dataset)
     batch = next(iterator)  # warm-up (and the cached batch for the training measurement)
+    cached = tf.data.Dataset.from_tensors(batch).repeat()
+    trainer = Trainer(model_cfg, data_cfg, train_cfg, lambda start: cached)
+    return model_cfg, data_cfg, trainer, iterator, batch
+
+
+def measure(name: str, steps: int, precision: str = "float32", jit_compile: bool = False,
+            overrides: tuple[str, ...] = ()) -> dict:
+    """Runs inside the child process."""
+    import tensorflow as tf
+
+    model_cfg, data_cfg, trainer, iterator, batch = _trainer_on_one_batch(
+        name, precision, jit_compile, overrides)
     pipeline_batches = max(4, steps * 2)
     tic = time.perf_counter()
     for _ in range(pipeline_batches):
@@ -75,9 +91,7 @@ def measure(name: str, steps: int, precision: str = "float32", jit_compile: bool
     pipeline_clips = pipeline_batches * data_cfg.batch_size / (time.perf_counter() - tic)
     del iterator
 
-    cached = tf.data.Dataset.from_tensors(batch).repeat()
-    trainer = Trainer(model_cfg, data_cfg, train_cfg, lambda start: cached)
-    train_iterator = iter(cached)
+    train_iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
     trainer.train_step(train_iterator)  # trace
     tic = time.perf_counter()
     for _ in range(steps):
@@ -100,6 +114,139 @@ def measure(name: str, steps: int, precision: str = "float32", jit_compile: bool
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
         "loss": float(logs["loss/total"]),
     }
+
+
+# The parts of a train step that --profile times on their own, in the order printed.
+PROFILE_PARTS = ("train step (all of it)", "backbone forward", "backbone forward+backward",
+                 "  of which BatchNorm f+b", "memory cell + xcorr + head f+b",
+                 "  of which xcorr + head f+b", "optimiser update")
+
+
+def profile_parts(name: str, rounds: int, precision: str = "float32",
+                  overrides: tuple[str, ...] = ()) -> dict:
+    """Seconds per round of each of PROFILE_PARTS, each a tf.function of its own, interleaved.
+
+    The backbone parts run the step's two backbone batches (all exemplars, all searches) in
+    training mode, backward against fixed random cotangents; BatchNorm is the four BatchNorms
+    alone on random inputs of their shapes in the step; the memory part is the unrolled cell, the
+    correlation, the response head and the loss on fixed backbone features, backward to the
+    memory's variables and to those features (as in the step); the optimiser is Adam's update of
+    every variable. Runs inside the child process.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from memnet_tf.layers.xcorr import xcorr
+    from memnet_tf.models.memtrack import _merge_batch_time
+    from memnet_tf.training import losses
+
+    _, _, trainer, _, batch = _trainer_on_one_batch(name, precision, False, overrides)
+    features, targets = batch
+    model = trainer.model
+    backbone = model.backbone
+    backbone_ids = {id(v) for v in backbone.trainable_variables}
+    memory_variables = [v for v in model.trainable_variables if id(v) not in backbone_ids]
+    templates, searches = model.encode_clips(features, training=True)
+    rng = np.random.default_rng(0)
+    template_cotangent = tf.constant(rng.normal(size=templates.shape), templates.dtype)
+    search_cotangent = tf.constant(rng.normal(size=searches.shape), searches.dtype)
+    batch_maps = tf.cast(tf.reduce_prod(tf.shape(targets["label"])[:2]), tf.float32)
+
+    # The inputs the BatchNorms see in the step: conv outputs of both backbone batches.
+    norm_inputs = []
+    for images in (features["exemplar"], features["search"]):
+        x = tf.reshape(images, [-1, *images.shape[2:]])
+        x = tf.cast(x, backbone.compute_dtype) * backbone.input_scale
+        for i in range(4):
+            x = _conv(backbone, i, x)
+            norm_inputs.append(tf.constant(rng.normal(size=x.shape), x.dtype))
+            x = tf.nn.relu(backbone.norms[i](x, training=True))
+            if i < 2:
+                x = tf.nn.max_pool2d(x, 3, strides=2, padding="VALID")
+    norm_variables = [v for n in backbone.norms for v in n.trainable_variables]
+
+    cached = iter(tf.data.Dataset.from_tensors(batch).repeat())
+
+    def step():  # trainer.train_step is a tf.function already
+        return trainer.train_step(cached)
+
+    @tf.function
+    def backbone_forward():
+        return model.encode_clips(features, training=True)
+
+    @tf.function
+    def backbone_forward_backward():
+        with tf.GradientTape() as tape:
+            z, x = model.encode_clips(features, training=True)
+            loss = (tf.reduce_sum(tf.cast(z, tf.float32) * template_cotangent)
+                    + tf.reduce_sum(tf.cast(x, tf.float32) * search_cotangent))
+        return tape.gradient(loss, backbone.trainable_variables)
+
+    @tf.function
+    def batchnorm_forward_backward():
+        with tf.GradientTape() as tape:
+            tape.watch(norm_inputs)
+            total = 0.0
+            for index, x in enumerate(norm_inputs):
+                y = backbone.norms[index % 4](x, training=True)
+                total += tf.reduce_sum(tf.cast(y, tf.float32))
+        return tape.gradient(total, norm_variables + norm_inputs)
+
+    @tf.function
+    def memory_forward_backward():
+        with tf.GradientTape() as tape:
+            tape.watch([templates, searches])
+            outputs = model.unroll(templates, searches, training=True)
+            loss = losses.balanced_logistic_loss(outputs["response"], targets["label"],
+                                                 targets["weight"], num_maps=batch_maps)
+        return tape.gradient(loss, memory_variables + [templates, searches])
+
+    @tf.function
+    def xcorr_and_head_forward_backward():
+        with tf.GradientTape() as tape:
+            tape.watch([templates, searches])
+            raw = xcorr(_merge_batch_time(searches), _merge_batch_time(templates))
+            response = model.response_head(raw, training=True)
+            loss = tf.reduce_sum(response)
+        return tape.gradient(loss, model.response_head.trainable_variables
+                             + [templates, searches])
+
+    tiny_gradients = [tf.fill(tf.shape(v), tf.constant(1e-9, v.dtype))
+                      for v in model.trainable_variables]
+
+    @tf.function
+    def optimiser_update():
+        for optimizer, indices in trainer.variable_groups:
+            optimizer.apply_gradients([(tiny_gradients[i], model.trainable_variables[i])
+                                       for i in indices])
+        return tf.constant(0.0)
+
+    functions = dict(zip(PROFILE_PARTS, (step, backbone_forward, backbone_forward_backward,
+                                         batchnorm_forward_backward, memory_forward_backward,
+                                         xcorr_and_head_forward_backward, optimiser_update)))
+
+    def run(function):
+        tic = time.perf_counter()
+        result = function()
+        for value in tf.nest.flatten(result):  # wait for the values, not just the dispatch
+            if value is not None:
+                np.asarray(value)
+        return time.perf_counter() - tic
+
+    for function in functions.values():  # trace and warm up
+        run(function)
+    seconds = {part: [] for part in PROFILE_PARTS}
+    for _ in range(rounds):
+        for part, function in functions.items():  # interleaved
+            seconds[part].append(run(function))
+    return {"seconds": seconds, "config": name, "precision": trainer.train_cfg.precision,
+            "clip": f"{trainer.data_cfg.batch_size}x{trainer.data_cfg.time_steps}"}
+
+
+def _conv(backbone, index, x):
+    from memnet_tf.models.backbone import convolve
+
+    return convolve(backbone.convs[index], x)
 
 
 def conv_flops(batch, size, kernel, stride, c_in, c_out, groups=1):
@@ -239,6 +386,40 @@ def efficiency(names: list[str], steps: int, overrides: list[str]) -> None:
           f"measured float32 matmul ceiling ({ceiling:.0f} GFLOP/s)")
 
 
+def profile(names: list[str], rounds: int, overrides: list[str]) -> None:
+    import statistics
+
+    print(f"train_throughput --profile  {datetime.datetime.now():%Y-%m-%d %H:%M}  "
+          f"nproc={os.cpu_count()}  cpu={cpu_model()}  {_load()}")
+    for name in names:
+        r = _run_child([f"--child=profile:{name}", f"--rounds={rounds}",
+                        *[f"--override={o}" for o in overrides]])
+        seconds = r["seconds"]
+        step = statistics.median(seconds[PROFILE_PARTS[0]])
+        print(f"\n{name} ({r['clip']}), {r['precision']} {' '.join(overrides)}: {rounds} "
+              "interleaved rounds, each part its own tf.function")
+        header = f"{'part':<34}{'s min':>9}{'median':>9}{'of step':>9}"
+        print(header)
+        print("-" * len(header))
+        for part in PROFILE_PARTS:
+            values = seconds[part]
+            print(f"{part:<34}{min(values):>9.3f}{statistics.median(values):>9.3f}"
+                  f"{statistics.median(values) / step:>9.1%}")
+        named = (statistics.median(seconds["backbone forward+backward"])
+                 + statistics.median(seconds["memory cell + xcorr + head f+b"])
+                 + statistics.median(seconds["optimiser update"]))
+        print(f"{'rest (loss, decay, clipping, ...)':<34}{'':>9}{step - named:>9.3f}"
+              f"{(step - named) / step:>9.1%}")
+    print(f"machine after the runs: {_load()}")
+    backbone = statistics.median(seconds["backbone forward+backward"])
+    print(f"{names[-1]} train step {step:.2f} s (median): backbone forward+backward "
+          f"{backbone / step:.0%} (BatchNorm "
+          f"{statistics.median(seconds['  of which BatchNorm f+b']) / step:.0%}), memory cell + "
+          f"xcorr + head "
+          f"{statistics.median(seconds['memory cell + xcorr + head f+b']) / step:.0%}, "
+          f"optimiser {statistics.median(seconds['optimiser update']) / step:.0%}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="tiny,quickstart,paper")
@@ -248,14 +429,22 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="--compare rounds")
     parser.add_argument("--efficiency", action="store_true",
                         help="FLOP/s of the train step vs the matmul ceiling (default: paper)")
+    parser.add_argument("--profile", action="store_true",
+                        help="seconds of each part of the train step, timed on its own "
+                             "(default: paper)")
     parser.add_argument("--override", action="append", default=[],
-                        help="extra train flag for --efficiency, e.g. --override=--batch_size=2")
+                        help="extra train flag for --efficiency and --profile, e.g. "
+                             "--override=--batch_size=2")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--jit_compile", default="False", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "matmul":
         print("RESULT " + json.dumps({"gflops": matmul_ceiling()}), flush=True)
+        return
+    if args.child.startswith("profile:"):
+        print("RESULT " + json.dumps(profile_parts(args.child.split(":", 1)[1], args.rounds,
+                                                   overrides=tuple(args.override))), flush=True)
         return
     if args.child:
         print("RESULT " + json.dumps(measure(args.child, args.steps, args.precision,
@@ -269,6 +458,10 @@ def main():
     if args.compare:
         compare(names if args.configs != parser.get_default("configs") else ["quickstart"],
                 args.steps, args.rounds)
+        return
+    if args.profile:
+        profile(names if args.configs != parser.get_default("configs") else ["paper"],
+                args.rounds, args.override)
         return
     if args.efficiency:
         efficiency(names if args.configs != parser.get_default("configs") else ["paper"],
