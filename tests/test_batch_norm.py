@@ -181,3 +181,36 @@ def test_two_replicas_normalise_with_the_statistics_of_the_global_batch():
     result = subprocess.run([sys.executable, "-c", _TWO_REPLICA_SCRIPT], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=300)
     assert "TWO_REPLICAS_OK" in result.stdout, result.stdout + result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("epsilon, fused", [(1e-3, True), (1e-6, False)])
+def test_one_replica_paths_match_float64_with_their_own_epsilon(epsilon, fused):
+    """1e-3 (MemTrack) trains through the fused kernel, 1e-6 (FDSiamFC) through the composed ops
+    (cuDNN would raise it to 1e-5); both normalise with their own epsilon, which matters here:
+    the channels' variance is ~1e-6."""
+    from memnet_tf.layers.batch_norm import FUSED_MIN_EPSILON
+
+    assert (epsilon >= FUSED_MIN_EPSILON) == fused
+    shape = (6, 5, 5, 4)
+    rng = np.random.default_rng(7)
+    x = (rng.uniform(-50, 50, 4) * 1e-3 + 1e-3 * rng.normal(size=shape)).astype(np.float32)
+    layer = GlobalBatchNormalization(momentum=MOMENTUM, epsilon=epsilon)
+    layer.build(shape)
+    gamma = rng.uniform(0.5, 2.0, 4).astype(np.float32)
+    layer.gamma.assign(gamma)
+    upstream = rng.normal(size=shape).astype(np.float32)
+    x_tf = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x_tf)
+        y = layer(x_tf, training=True)
+        objective = tf.reduce_sum(y * upstream)
+    dx = tape.gradient(objective, x_tf)
+    y64, dx64, _, var64, n = _numpy_bn(x, gamma, np.zeros(4), upstream, eps=epsilon)
+    np.testing.assert_allclose(y.numpy(), y64, atol=2e-4 * np.abs(y64).max())
+    np.testing.assert_allclose(dx.numpy(), dx64, atol=2e-3 * np.abs(dx64).max())
+    np.testing.assert_allclose(layer.moving_variance.numpy(),
+                               MOMENTUM + (1 - MOMENTUM) * var64 * n / (n - 1), rtol=1e-4)
+    graph = tf.function(lambda v: layer(v, training=True)).get_concrete_function(
+        tf.TensorSpec(shape, tf.float32)).graph
+    ops = {op.type for op in graph.get_operations()}
+    assert any("FusedBatchNorm" in op for op in ops) == fused, sorted(ops)

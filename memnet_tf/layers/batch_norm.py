@@ -9,8 +9,8 @@ precision, ~1e-2 on trained AlexNet features. The official TF1 code uses the fus
 the all-reduced *centred* sum of squares (two passes over the data, two all-reduces).
 `GlobalBatchNormalization` uses it, applies Bessel's correction n/(n-1) (n = the global count) to
 the moving-variance update, and keeps the statistics in float32 under any mixed-precision policy.
-With one replica there is nothing to reduce: a 4-D NHWC input then goes through TensorFlow's fused
-BatchNorm kernel, the official code's own op (two-pass variance, unbiased batch variance for the
+With one replica there is nothing to reduce: a 4-D NHWC input (epsilon >= 1.001e-5) then goes
+through TensorFlow's fused BatchNorm kernel, the official code's own op (two-pass variance, unbiased batch variance for the
 moving average, one kernel each way): the same numbers in ~1/4 of the composed ops' time
 (paper step's BatchNorms 3.2-3.8 s -> 0.9-1.0 s, benchmarks/train_throughput.py --profile).
 """
@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+
+# The smallest epsilon cuDNN's BatchNorm accepts (CUDNN_BN_MIN_EPSILON is 1e-5; 1.001e-5 as Keras).
+FUSED_MIN_EPSILON = 1.001e-5
 
 
 def _num_replicas() -> int:
@@ -83,7 +87,10 @@ class GlobalBatchNormalization(keras.layers.BatchNormalization):
         beta = tf.cast(self.beta, tf.float32) if self.center else None
         training = bool(training) and self.trainable
         m = tf.constant(self.momentum, tf.float32)
-        if training and _num_replicas() == 1 and x.shape.rank == 4 and self.axis in (3, -1):
+        # cuDNN's fused kernel raises epsilon to 1e-5 on GPUs: a smaller one (FDSiamFC's 1e-6)
+        # keeps the composed ops, so that no device silently normalises with another epsilon.
+        if (training and _num_replicas() == 1 and x.shape.rank == 4 and self.axis in (3, -1)
+                and self.epsilon >= FUSED_MIN_EPSILON):
             channels = x.shape[-1]
             outputs, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
                 x, tf.ones([channels]) if gamma is None else gamma,
