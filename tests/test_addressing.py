@@ -238,40 +238,32 @@ class MemoryStepTest(tf.test.TestCase):
             residual_gate=tf.sigmoid(logits), read_key=tf.constant(_rand(B, C)),
             read_strength=tf.nn.softplus(_rand(B, 1)), residual_logits=logits)
 
-    def test_matches_numpy_step(self):
+    def _step_and_numpy(self, agreement_weight=None):
+        """memory_step and the numpy step on the same random controls, state and templates."""
         controls = self._random_controls()
         gates_prev = tf.nn.softmax(_rand(B, 3)).numpy()
         decay_prev = tf.sigmoid(_rand(B, 1)).numpy()
         write_prev = tf.nn.softmax(_rand(B, N)).numpy()
         usage_prev = np.abs(_rand(B, N))
         memory, template, t0 = _rand(B, N, H, W, C), _rand(B, H, W, C), _rand(B, H, W, C)
-        result = memory_step(controls, template, t0, memory, write_prev, gates_prev, decay_prev,
-                             usage_prev, 0.99)
-        expected = _memory_step_np(gates_prev, decay_prev, write_prev, usage_prev, memory,
-                                   template, t0, controls.control_gates.numpy(),
-                                   controls.read_key.numpy(), controls.read_strength.numpy(),
-                                   controls.residual_gate.numpy(), 0.99)
-        for got, want in zip(result, expected):
-            self.assertAllClose(got, want, atol=1e-4)
-
-    def test_agreement_gate_matches_numpy_step(self):
-        controls = self._random_controls()
-        gates_prev = tf.nn.softmax(_rand(B, 3)).numpy()
-        decay_prev = tf.sigmoid(_rand(B, 1)).numpy()
-        write_prev = tf.nn.softmax(_rand(B, N)).numpy()
-        usage_prev = np.abs(_rand(B, N))
-        memory, template, t0 = _rand(B, N, H, W, C), _rand(B, H, W, C), _rand(B, H, W, C)
-        weight = 3.0 * _rand(C)
-        result = memory_step(controls, template, t0, memory, write_prev, gates_prev, decay_prev,
-                             usage_prev, 0.99, agreement_weight=tf.constant(weight))
+        result = memory_step(
+            controls, template, t0, memory, write_prev, gates_prev, decay_prev, usage_prev, 0.99,
+            agreement_weight=None if agreement_weight is None else tf.constant(agreement_weight))
         expected = _memory_step_np(gates_prev, decay_prev, write_prev, usage_prev, memory,
                                    template, t0, controls.control_gates.numpy(),
                                    controls.read_key.numpy(), controls.read_strength.numpy(),
                                    controls.residual_gate.numpy(), 0.99,
-                                   controls.residual_logits.numpy(), weight)
+                                   controls.residual_logits.numpy(), agreement_weight)
         self.assertEqual(len(result), len(expected))
         for got, want in zip(result, expected):
             self.assertAllClose(got, want, atol=1e-4)
+        return controls, result
+
+    def test_matches_numpy_step(self):
+        self._step_and_numpy()
+
+    def test_agreement_gate_matches_numpy_step(self):
+        controls, result = self._step_and_numpy(agreement_weight=3.0 * _rand(C))
         # The gate did change: random memories disagree with T_0 and the weight is not 0.
         self.assertGreater(np.max(np.abs(result.residual_gate - controls.residual_gate)), 1e-2)
 

@@ -34,6 +34,16 @@ def _numpy_bn(x, gamma, beta, upstream, eps=EPS):
     return y, dx, mean, var, n
 
 
+def _train_forward_backward(layer, x, upstream):
+    """The layer's training output on `x` and d(sum(upstream * y))/dx."""
+    x_tf = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x_tf)
+        y = layer(x_tf, training=True)
+        objective = tf.reduce_sum(y * upstream)
+    return y, tape.gradient(objective, x_tf)
+
+
 def _features_far_from_zero(shape, seed=0, ratio=300.0):
     """Channels with mean/std between ratio/3 and ratio (std ~0.05-0.2, like trained features)."""
     rng = np.random.default_rng(seed)
@@ -63,12 +73,7 @@ def test_training_output_and_gradient_match_float64_when_mean_is_far_from_zero(w
     layer.gamma.assign(gamma)
     layer.beta.assign(beta)
     upstream = rng.normal(size=shape).astype(np.float32)
-    x_tf = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x_tf)
-        y = layer(x_tf, training=True)
-        objective = tf.reduce_sum(y * upstream)
-    dx = tape.gradient(objective, x_tf)
+    y, dx = _train_forward_backward(layer, x, upstream)
     y64, dx64, _, _, _ = _numpy_bn(x, gamma, beta, upstream)
     # Keras 3's synchronized=True (one-pass E[x^2] - E[x]^2) is off by ~1e-1 here.
     np.testing.assert_allclose(y.numpy(), y64, atol=2e-4 * np.abs(y64).max())
@@ -199,12 +204,7 @@ def test_one_replica_paths_match_float64_with_their_own_epsilon(epsilon, fused):
     gamma = rng.uniform(0.5, 2.0, 4).astype(np.float32)
     layer.gamma.assign(gamma)
     upstream = rng.normal(size=shape).astype(np.float32)
-    x_tf = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x_tf)
-        y = layer(x_tf, training=True)
-        objective = tf.reduce_sum(y * upstream)
-    dx = tape.gradient(objective, x_tf)
+    y, dx = _train_forward_backward(layer, x, upstream)
     y64, dx64, _, var64, n = _numpy_bn(x, gamma, np.zeros(4), upstream, eps=epsilon)
     np.testing.assert_allclose(y.numpy(), y64, atol=2e-4 * np.abs(y64).max())
     np.testing.assert_allclose(dx.numpy(), dx64, atol=2e-3 * np.abs(dx64).max())

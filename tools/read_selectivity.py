@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from absl import flags
 
+from _memory_runs import memory_runs
 from memnet_tf import cli
 from memnet_tf.eval.memory_probe import selectivity_headline, wrong_read_share
 
@@ -39,23 +40,15 @@ _SEED = flags.DEFINE_integer("seed", 99, "Clip and corruption seed.")
 def main(argv):
     if len(argv) > 1:
         raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not _RUNS.value or not _CACHE.value:
-        raise cli.UsageError("--runs and --feature_cache are required")
+    cache, runs = memory_runs(_RUNS.value, _CACHE.value)
     import tensorflow as tf
 
     from memnet_tf.data import augment, feature_cache
-    from memnet_tf.models import loading
     from memnet_tf.models.memtrack import cached_feature_key
 
-    cache = feature_cache.read_cache(_CACHE.value, "train")
-    if cache is None:
-        raise cli.UsageError(f"--feature_cache={_CACHE.value}: no train-split cache there")
     ratios, skipped = [], 0
-    for run in _RUNS.value:
-        model, run_flag_values = loading.load_model(run)
+    for run, model, run_flag_values in runs:
         cfg = model.model_config
-        if not cfg.use_memory:
-            raise cli.UsageError(f"--runs: {run} has no memory (--nouse_memory)")
         key = cached_feature_key("exemplar", cache.layer)
         clips = feature_cache.make_dataset(cache, run_flag_values.time_steps, "train",
                                            _SEED.value, 8)
