@@ -214,3 +214,31 @@ def test_one_replica_paths_match_float64_with_their_own_epsilon(epsilon, fused):
         tf.TensorSpec(shape, tf.float32)).graph
     ops = {op.type for op in graph.get_operations()}
     assert any("FusedBatchNorm" in op for op in ops) == fused, sorted(ops)
+
+
+def test_compiled_steps_use_the_composed_ops_because_xla_fuses_a_one_pass_variance():
+    from memnet_tf.layers.batch_norm import compose_batch_norms
+
+    shape = (64, 9, 9, 4)
+    x = tf.constant(_features_far_from_zero(shape, seed=8, ratio=300.0))
+    _, _, _, var64, n = _numpy_bn(x.numpy(), np.ones(4), np.zeros(4), np.zeros(shape))
+    unbiased64 = var64 * n / (n - 1)
+
+    def moving_variance_after_one_step(fused_kernel):
+        layer = GlobalBatchNormalization(momentum=0.0, epsilon=EPS)
+        layer.build(shape)
+        layer.fused_kernel = fused_kernel
+        tf.function(lambda v: layer(v, training=True), jit_compile=True)(x)
+        return layer.moving_variance.numpy()
+
+    # What the switch is for: XLA's lowering of the fused op loses the variance at this mean/std.
+    assert np.abs(moving_variance_after_one_step(True) / unbiased64 - 1).max() > 1e-3
+    np.testing.assert_allclose(moving_variance_after_one_step(False), unbiased64, rtol=1e-4)
+    # The trainer's switch reaches every BatchNorm of the model (4 backbone + the response head).
+    from memnet_tf.config import ModelConfig
+    from memnet_tf.models.memtrack import build_model
+
+    model = build_model(ModelConfig(width_multiplier=0.125, hidden_size=8, memory_size=2))
+    assert compose_batch_norms(model) == 5
+    assert not model.backbone.conv1_bn.fused_kernel
+    assert not model.response_head.batch_norm.fused_kernel

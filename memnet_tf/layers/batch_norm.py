@@ -13,6 +13,8 @@ With one replica there is nothing to reduce: a 4-D NHWC input (epsilon >= 1.001e
 through TensorFlow's fused BatchNorm kernel, the official code's own op (two-pass variance, unbiased batch variance for the
 moving average, one kernel each way): the same numbers in ~1/4 of the composed ops' time
 (paper step's BatchNorms 3.2-3.8 s -> 0.9-1.0 s, benchmarks/train_throughput.py --profile).
+XLA lowers that op with a one-pass variance (6.7 % off at mean/std = 300), so a step compiled with
+`--jit_compile` uses the composed ops (`compose_batch_norms`, called by the trainer).
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class GlobalBatchNormalization(keras.layers.BatchNormalization):
         if kwargs.get("renorm"):
             raise ValueError("GlobalBatchNormalization: renorm is not supported")
         super().__init__(synchronized=False, **kwargs)
+        # Off: always the composed two-pass ops (`compose_batch_norms`); not part of the config.
+        self.fused_kernel = True
 
     def call(self, inputs, training=None, mask=None):
         if mask is not None:
@@ -89,8 +93,8 @@ class GlobalBatchNormalization(keras.layers.BatchNormalization):
         m = tf.constant(self.momentum, tf.float32)
         # cuDNN's fused kernel raises epsilon to 1e-5 on GPUs: a smaller one (FDSiamFC's 1e-6)
         # keeps the composed ops, so that no device silently normalises with another epsilon.
-        if (training and _num_replicas() == 1 and x.shape.rank == 4 and self.axis in (3, -1)
-                and self.epsilon >= FUSED_MIN_EPSILON):
+        if (training and self.fused_kernel and _num_replicas() == 1 and x.shape.rank == 4
+                and self.axis in (3, -1) and self.epsilon >= FUSED_MIN_EPSILON):
             channels = x.shape[-1]
             outputs, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
                 x, tf.ones([channels]) if gamma is None else gamma,
@@ -117,3 +121,16 @@ class GlobalBatchNormalization(keras.layers.BatchNormalization):
         if beta is not None:
             outputs = outputs + tf.reshape(beta, shape)
         return tf.cast(outputs, self.compute_dtype)
+
+
+def compose_batch_norms(model: keras.layers.Layer) -> int:
+    """Makes every GlobalBatchNormalization inside `model` use the composed two-pass ops.
+
+    For steps compiled by XLA, whose lowering of the fused BatchNorm computes E[x^2] - E[x]^2.
+    Returns how many layers were switched.
+    """
+    norms = [layer for layer in model._flatten_layers(include_self=True, recursive=True)
+             if isinstance(layer, GlobalBatchNormalization)]
+    for layer in norms:
+        layer.fused_kernel = False
+    return len(norms)

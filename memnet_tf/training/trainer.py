@@ -14,6 +14,7 @@ import tensorflow as tf
 import keras
 
 from memnet_tf import config as config_lib
+from memnet_tf.layers import batch_norm
 from memnet_tf.models.loading import restore_backbone
 from memnet_tf.models.memtrack import MemTrack, build_model
 from memnet_tf.training import losses
@@ -213,7 +214,9 @@ class Trainer:
             if self.train_cfg.jit_compile:
                 # XLA compiles the replica's forward, backward and update; reading the input
                 # (iterator, tf.data) stays outside. The data pipeline's crop_and_resize never
-                # enters the step (crops arrive made).
+                # enters the step (crops arrive made). XLA's fused BatchNorm has a one-pass
+                # variance: the compiled step normalises with the composed two-pass ops.
+                batch_norm.compose_batch_norms(self.model)
                 replica_step = tf.function(replica_step, jit_compile=True)
 
             @tf.function
