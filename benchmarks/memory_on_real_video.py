@@ -62,6 +62,8 @@ class RecordingTracker:
     def update(self, image):
         import numpy as np  # pylint: disable=import-outside-toplevel
 
+        from memnet_tf.layers import addressing  # pylint: disable=import-outside-toplevel
+
         box = self.tracker.update(image)
         diagnostics = self.tracker.debug.get("diagnostics") or {}
         if "read_weights" in diagnostics:
@@ -70,10 +72,9 @@ class RecordingTracker:
             gate = np.asarray(diagnostics["residual_gate"])
             retrieved = np.einsum("n,nhwc->hwc", read, np.asarray(state.memory[0]))
             anchor = np.asarray(state.initial_template[0])
-            # cos(T_retr, T_0), as addressing.template_agreement: does the memory still hold the
+            # cos(T_retr, T_0), as the agreement gate sees it: does the memory still hold the
             # target as first seen, or what the tracker wrote after losing it?
-            agreement = float(np.sum(retrieved * anchor)
-                              / (np.linalg.norm(retrieved) * np.linalg.norm(anchor) + 1e-6))
+            agreement = float(addressing.template_agreement(retrieved[None], anchor[None])[0, 0])
             self.records.append({
                 "gates": np.asarray(diagnostics["control_gates"]),
                 "r": float(gate.mean()),

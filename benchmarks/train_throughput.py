@@ -137,6 +137,7 @@ def profile_parts(name: str, rounds: int, precision: str = "float32",
     import tensorflow as tf
 
     from memnet_tf.layers.xcorr import xcorr
+    from memnet_tf.models.backbone import convolve
     from memnet_tf.models.memtrack import _merge_batch_time
     from memnet_tf.training import losses
 
@@ -152,17 +153,14 @@ def profile_parts(name: str, rounds: int, precision: str = "float32",
     search_cotangent = tf.constant(rng.normal(size=searches.shape), searches.dtype)
     batch_maps = tf.cast(tf.reduce_prod(tf.shape(targets["label"])[:2]), tf.float32)
 
-    # The inputs the BatchNorms see in the step: conv outputs of both backbone batches.
+    # Inputs of the BatchNorms' shapes in the step: conv1-4 outputs of both backbone batches.
     norm_inputs = []
     for images in (features["exemplar"], features["search"]):
-        x = tf.reshape(images, [-1, *images.shape[2:]])
-        x = tf.cast(x, backbone.compute_dtype) * backbone.input_scale
+        x = backbone.features_after(tf.reshape(images, [-1, *images.shape[2:]]), 0)
         for i in range(4):
-            x = _conv(backbone, i, x)
-            norm_inputs.append(tf.constant(rng.normal(size=x.shape), x.dtype))
-            x = tf.nn.relu(backbone.norms[i](x, training=True))
-            if i < 2:
-                x = tf.nn.max_pool2d(x, 3, strides=2, padding="VALID")
+            shape = convolve(backbone.convs[i], x).shape
+            norm_inputs.append(tf.constant(rng.normal(size=shape), backbone.compute_dtype))
+            x = backbone.continue_from(x, i, training=True, last=i + 1)
     norm_variables = [v for n in backbone.norms for v in n.trainable_variables]
 
     cached = iter(tf.data.Dataset.from_tensors(batch).repeat())
@@ -241,12 +239,6 @@ def profile_parts(name: str, rounds: int, precision: str = "float32",
             seconds[part].append(run(function))
     return {"seconds": seconds, "config": name, "precision": trainer.train_cfg.precision,
             "clip": f"{trainer.data_cfg.batch_size}x{trainer.data_cfg.time_steps}"}
-
-
-def _conv(backbone, index, x):
-    from memnet_tf.models.backbone import convolve
-
-    return convolve(backbone.convs[index], x)
 
 
 def conv_flops(batch, size, kernel, stride, c_in, c_out, groups=1):

@@ -10,9 +10,10 @@ the all-reduced *centred* sum of squares (two passes over the data, two all-redu
 `GlobalBatchNormalization` uses it, applies Bessel's correction n/(n-1) (n = the global count) to
 the moving-variance update, and keeps the statistics in float32 under any mixed-precision policy.
 With one replica there is nothing to reduce: a 4-D NHWC input (epsilon >= 1.001e-5) then goes
-through TensorFlow's fused BatchNorm kernel, the official code's own op (two-pass variance, unbiased batch variance for the
-moving average, one kernel each way): the same numbers in ~1/4 of the composed ops' time
-(paper step's BatchNorms 3.2-3.8 s -> 0.9-1.0 s, benchmarks/train_throughput.py --profile).
+through TensorFlow's fused BatchNorm kernel, the official code's own op (two-pass variance,
+unbiased batch variance for the moving average, one kernel each way): the same numbers in ~1/4
+of the composed ops' time (paper step's BatchNorms 3.2-3.8 s -> 0.9-1.0 s,
+benchmarks/train_throughput.py --profile).
 XLA lowers that op with a one-pass variance (6.7 % off at mean/std = 300), so a step compiled with
 `--jit_compile` uses the composed ops (`compose_batch_norms`, called by the trainer).
 """
@@ -90,7 +91,6 @@ class GlobalBatchNormalization(keras.layers.BatchNormalization):
         gamma = tf.cast(self.gamma, tf.float32) if self.scale else None
         beta = tf.cast(self.beta, tf.float32) if self.center else None
         training = bool(training) and self.trainable
-        m = tf.constant(self.momentum, tf.float32)
         # cuDNN's fused kernel raises epsilon to 1e-5 on GPUs: a smaller one (FDSiamFC's 1e-6)
         # keeps the composed ops, so that no device silently normalises with another epsilon.
         if (training and self.fused_kernel and _num_replicas() == 1 and x.shape.rank == 4
@@ -100,14 +100,12 @@ class GlobalBatchNormalization(keras.layers.BatchNormalization):
                 x, tf.ones([channels]) if gamma is None else gamma,
                 tf.zeros([channels]) if beta is None else beta, epsilon=self.epsilon,
                 data_format="NHWC", is_training=True)
-            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
-            self.moving_variance.assign(self.moving_variance * m + unbiased * (1.0 - m))
+            self._update_moving_statistics(mean, unbiased)
             return tf.cast(outputs, self.compute_dtype)
         if training:
             mean, variance, count = batch_moments(x, self._reduction_axes)
-            unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
-            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
-            self.moving_variance.assign(self.moving_variance * m + unbiased * (1.0 - m))
+            self._update_moving_statistics(mean,
+                                           variance * count / tf.maximum(count - 1.0, 1.0))
         else:
             mean = tf.cast(self.moving_mean, tf.float32)
             variance = tf.cast(self.moving_variance, tf.float32)
@@ -121,6 +119,11 @@ class GlobalBatchNormalization(keras.layers.BatchNormalization):
         if beta is not None:
             outputs = outputs + tf.reshape(beta, shape)
         return tf.cast(outputs, self.compute_dtype)
+
+    def _update_moving_statistics(self, mean, unbiased_variance):
+        m = tf.constant(self.momentum, tf.float32)
+        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+        self.moving_variance.assign(self.moving_variance * m + unbiased_variance * (1.0 - m))
 
 
 def compose_batch_norms(model: keras.layers.Layer) -> int:
